@@ -1,0 +1,101 @@
+# Makefile - builds the three binaries, the tests, and runs the private stack.
+#
+# Honours the user's CC, CFLAGS and LDFLAGS; the project's own flags are
+# added on top. BUILD selects the output folder so that the sanitizer build
+# (build/asan) lives beside the normal one (build).
+
+CC      ?= cc
+CFLAGS  ?= -O2 -g
+BUILD   ?= build
+SANITIZE ?= 0
+
+PKGS         := libpq hiredis libcjson gsl
+PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+ENMS_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -MMD -MP $(PKG_CFLAGS)
+ENMS_LDLIBS  := -lcivetweb -lpthread $(PKG_LIBS) -lm
+ifeq ($(SANITIZE),1)
+SAN_FLAGS    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
+endif
+
+COMMON_SRC := $(wildcard common/*.c)
+API_SRC    := $(wildcard api/*.c)
+WORKER_SRC := $(wildcard worker/*.c worker/models/*.c)
+CTL_SRC    := $(wildcard ctl/*.c)
+UNIT_SRC   := $(wildcard tests/unit/*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+# Everything but a process's main.c can be linked into the unit tests.
+LIB_SRC := $(COMMON_SRC) $(filter-out api/main.c,$(API_SRC)) \
+           $(filter-out worker/main.c,$(WORKER_SRC)) $(filter-out ctl/main.c,$(CTL_SRC))
+
+BINS := $(BUILD)/bin/enms-api $(BUILD)/bin/enms-worker $(BUILD)/bin/enmsctl
+
+.PHONY: all build unit deps test run up down lint format asan clean help
+.DEFAULT_GOAL := build
+
+help:
+	@echo "make run    install missing packages, build, start the private stack (Ctrl-C stops it)"
+	@echo "make test   build, start throwaway PostgreSQL+Redis, run every test"
+	@echo "make build  compile build/bin/{enms-api,enms-worker,enmsctl}"
+	@echo "make up / make down   the private stack in the background"
+	@echo "make lint   clang-format check and cppcheck;  make format  reformat"
+	@echo "make asan   sanitizer build in build/asan;  make deps  install Debian packages"
+
+all build: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ENMS_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
+
+$(BUILD)/bin/enms-api: $(call obj,$(API_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
+
+$(BUILD)/bin/enms-worker: $(call obj,$(WORKER_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
+
+$(BUILD)/bin/enmsctl: $(call obj,$(CTL_SRC) $(COMMON_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
+
+unit: $(BUILD)/bin/unit-tests
+$(BUILD)/bin/unit-tests: $(call obj,$(UNIT_SRC) $(LIB_SRC))
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS) -lcriterion
+
+asan:
+	$(MAKE) BUILD=build/asan SANITIZE=1 CFLAGS="-O1 -g" build unit
+
+deps:
+	@bash scripts/deps.sh
+
+test: deps
+	@bash tests/run.sh
+
+run: deps build
+	@bash scripts/stack.sh run
+
+up: deps build
+	@bash scripts/stack.sh up
+
+down:
+	@bash scripts/stack.sh down
+
+C_FILES = $(shell git ls-files '*.c' '*.h' 2>/dev/null || find . -name '*.[ch]' -not -path './build/*')
+
+lint:
+	@clang-format --dry-run --Werror $(C_FILES)
+	@cppcheck --quiet --error-exitcode=1 --enable=warning,portability,performance \
+		--inline-suppr --std=c11 -D_DEFAULT_SOURCE $(PKG_CFLAGS) \
+		--suppress=missingIncludeSystem common api worker ctl
+	@echo "lint: clean"
+
+format:
+	clang-format -i $(C_FILES)
+
+clean:
+	rm -rf build
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

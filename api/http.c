@@ -1,0 +1,126 @@
+/* http.c - JSON replies and bounded body reads for the API (see http.h). */
+#include "http.h"
+#include "../common/json.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *status_text(int status)
+{
+    switch (status) {
+    case 200:
+        return "OK";
+    case 201:
+        return "Created";
+    case 202:
+        return "Accepted";
+    case 204:
+        return "No Content";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 409:
+        return "Conflict";
+    case 411:
+        return "Length Required";
+    case 413:
+        return "Payload Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 503:
+        return "Service Unavailable";
+    }
+    return "Status";
+}
+
+int http_reply_json(struct mg_connection *conn, int status, const char *body)
+{
+    size_t len = body ? strlen(body) : 0;
+    mg_printf(conn,
+              "HTTP/1.1 %d %s\r\n"
+              "Content-Type: application/json\r\n"
+              "Content-Length: %zu\r\n"
+              "Cache-Control: no-store\r\n"
+              "X-Content-Type-Options: nosniff\r\n"
+              "\r\n",
+              status, status_text(status), len);
+    if (len)
+        mg_write(conn, body, len);
+    return status;
+}
+
+int http_reply_item(struct mg_connection *conn, int status, const cJSON *item)
+{
+    char *text = json_print(item);
+    if (!text)
+        return http_reply_json(conn, 500, "{\"detail\":\"out of memory\"}");
+    http_reply_json(conn, status, text);
+    cJSON_free(text);
+    return status;
+}
+
+int http_reply_error(struct mg_connection *conn, int status, const char *fmt, ...)
+{
+    char detail[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(detail, sizeof detail, fmt, ap);
+    va_end(ap);
+    char *body = json_error_body(detail);
+    if (!body)
+        return http_reply_json(conn, status, "{\"detail\":\"out of memory\"}");
+    http_reply_json(conn, status, body);
+    cJSON_free(body);
+    return status;
+}
+
+int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *len)
+{
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    char *buf = NULL;
+    size_t got = 0;
+
+    *out = NULL;
+    *len = 0;
+    if (ri->content_length < 0) {
+        /* civetweb does not bound bodies; without a length we cannot either
+         * (chunked bodies are refused rather than read without a limit). */
+        const char *te = mg_get_header(conn, "Transfer-Encoding");
+        if (te)
+            return -http_reply_error(conn, 411, "a Content-Length header is required");
+        return 0;
+    }
+    if ((unsigned long long)ri->content_length > max)
+        return -http_reply_error(conn, 413, "request body larger than %zu bytes", max);
+    if (ri->content_length == 0)
+        return 0;
+    buf = malloc((size_t)ri->content_length + 1);
+    if (!buf)
+        return -http_reply_error(conn, 500, "out of memory");
+    while (got < (size_t)ri->content_length) {
+        int n = mg_read(conn, buf + got, (size_t)ri->content_length - got);
+        if (n <= 0) {
+            free(buf);
+            return -http_reply_error(conn, 400, "request body shorter than Content-Length");
+        }
+        got += (size_t)n;
+    }
+    buf[got] = '\0';
+    *out = buf;
+    *len = got;
+    return 0;
+}
+
+int http_method_is(struct mg_connection *conn, const char *method)
+{
+    return strcmp(mg_get_request_info(conn)->request_method, method) == 0;
+}

@@ -1,0 +1,33 @@
+/* http.h - the API's way of answering: JSON bodies, JSON errors
+ * {"detail": ...} with the right status, and bounded request bodies.
+ *
+ * civetweb's own mg_send_http_error() answers text/plain, which the
+ * dashboard cannot show, so every API reply goes through here. */
+#ifndef ENMS_API_HTTP_H
+#define ENMS_API_HTTP_H
+
+#include <stddef.h>
+#include <civetweb.h>
+#include <cJSON.h>
+
+/* Sends status and the JSON text body (not freed). Returns status, which is
+ * what a civetweb handler returns. */
+int http_reply_json(struct mg_connection *conn, int status, const char *body);
+
+/* Prints item and sends it; item stays owned by the caller. */
+int http_reply_item(struct mg_connection *conn, int status, const cJSON *item);
+
+/* Sends {"detail": "<formatted>"} with status. */
+int http_reply_error(struct mg_connection *conn, int status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Reads the whole request body, at most max bytes. On success *out is a
+ * NUL-terminated buffer the caller frees with free() (NULL when the body is
+ * empty) and *len its length. On failure an error reply has already been
+ * sent (411, 413 or 400) and the status is returned as a negative number. */
+int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *len);
+
+/* True when the request method equals method. */
+int http_method_is(struct mg_connection *conn, const char *method);
+
+#endif

@@ -1,0 +1,138 @@
+/* main.c - enms-api: reads configuration, refuses unsafe binds, starts
+ * civetweb with the API routes and the dashboard, and stops cleanly on
+ * SIGINT or SIGTERM. Request handling lives in the routes_*.c files. */
+#include "routes.h"
+#include "server.h"
+#include "../common/error.h"
+#include "../common/log.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static void *on_thread_start(const struct mg_context *ctx, int thread_type)
+{
+    (void)ctx;
+    /* Only request threads (type 1) talk to PostgreSQL and Redis. */
+    return thread_type == 1 ? api_thread_create() : NULL;
+}
+
+static void on_thread_exit(const struct mg_context *ctx, int thread_type, void *thread_pointer)
+{
+    (void)ctx;
+    (void)thread_type;
+    api_thread_free(thread_pointer);
+}
+
+static int on_civetweb_log(const struct mg_connection *conn, const char *message)
+{
+    (void)conn;
+    log_warn("civetweb: %s", message);
+    return 1;
+}
+
+static int is_loopback(const char *addr)
+{
+    return strncmp(addr, "127.", 4) == 0;
+}
+
+static void print_usage(void)
+{
+    printf("usage: enms-api [--help]\n\nConfiguration comes from the environment:\n");
+    for (size_t i = 0; i < config_var_count; i++)
+        printf("  %-26s %-14s %s\n", config_vars[i].name, config_vars[i].default_text,
+               config_vars[i].meaning);
+}
+
+int main(int argc, char **argv)
+{
+    struct enms_config cfg;
+    struct api_server server;
+    char err[512];
+    char listen[96], threads[16];
+    struct mg_context *ctx = NULL;
+    struct mg_callbacks callbacks;
+    sigset_t stop_signals;
+    int signo = 0;
+    int rc = 1;
+
+    if (argc > 1) {
+        print_usage();
+        return strcmp(argv[1], "--help") == 0 ? 0 : 2;
+    }
+    if (config_load(&cfg, err, sizeof err) != ENMS_OK) {
+        fprintf(stderr, "enms-api: configuration error: %s\n", err);
+        return 2;
+    }
+    log_init("api", cfg.log_level);
+    if (!is_loopback(cfg.http_addr) && cfg.api_token[0] == '\0' && !cfg.allow_insecure) {
+        log_error("refusing to listen on %s without ENMS_API_TOKEN: set a token, bind "
+                  "127.0.0.1, or set ENMS_ALLOW_INSECURE=1 if a proxy guards the port",
+                  cfg.http_addr);
+        return 2;
+    }
+    memset(&server, 0, sizeof server);
+    server.cfg = &cfg;
+    if (redis_url_parse(cfg.redis_url, &server.redis, err, sizeof err) != ENMS_OK) {
+        log_error("ENMS_REDIS_URL: %s", err);
+        return 2;
+    }
+
+    /* Block the stop signals before civetweb starts its threads, so they
+     * inherit the mask and only sigwait() below receives them. */
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    snprintf(listen, sizeof listen, "%s:%d", cfg.http_addr, cfg.http_port);
+    snprintf(threads, sizeof threads, "%d", cfg.http_threads);
+    struct stat st;
+    int have_web = cfg.web_root[0] && stat(cfg.web_root, &st) == 0 && S_ISDIR(st.st_mode);
+    const char *options[] = {"listening_ports",
+                             listen,
+                             "num_threads",
+                             threads,
+                             "request_timeout_ms",
+                             "30000",
+                             "enable_keep_alive",
+                             "yes",
+                             "keep_alive_timeout_ms",
+                             "5000",
+                             "enable_directory_listing",
+                             "no",
+                             "document_root",
+                             have_web ? cfg.web_root : NULL,
+                             NULL};
+    if (!have_web) {
+        log_warn("dashboard folder \"%s\" not found: serving the API only (set ENMS_WEB_ROOT)",
+                 cfg.web_root);
+        options[12] = NULL;
+    }
+    memset(&callbacks, 0, sizeof callbacks);
+    callbacks.init_thread = on_thread_start;
+    callbacks.exit_thread = on_thread_exit;
+    callbacks.log_message = on_civetweb_log;
+
+    mg_init_library(0);
+    ctx = mg_start(&callbacks, &server, options);
+    if (!ctx) {
+        log_error("cannot listen on %s (port in use or address not local)", listen);
+        goto done;
+    }
+    routes_register(ctx, &server);
+    log_info("listening on http://%s/ (dashboard %s)", listen, have_web ? cfg.web_root : "off");
+
+    if (sigwait(&stop_signals, &signo) == 0)
+        log_info("received %s, stopping", signo == SIGINT ? "SIGINT" : "SIGTERM");
+    rc = 0;
+done:
+    if (ctx)
+        mg_stop(ctx);
+    mg_exit_library();
+    if (rc == 0)
+        log_info("stopped");
+    return rc;
+}

@@ -1,0 +1,23 @@
+/* routes.c - installs the API's handlers and answers unknown /api paths.
+ *
+ * civetweb matches handlers by prefix ("$" anchors the end); the catch-all
+ * for /api/ goes last so that any path no group claims gets a JSON 404
+ * instead of falling through to the static file server. */
+#include "routes.h"
+#include "http.h"
+
+static int route_api_not_found(struct mg_connection *conn, void *cbdata)
+{
+    (void)cbdata;
+    return http_reply_error(conn, 404, "no such endpoint: %s %s",
+                            mg_get_request_info(conn)->request_method,
+                            mg_get_request_info(conn)->local_uri);
+}
+
+void routes_register(struct mg_context *ctx, void *server)
+{
+    mg_set_request_handler(ctx, "/healthz$", route_healthz, server);
+    mg_set_request_handler(ctx, "/readyz$", route_readyz, server);
+    mg_set_request_handler(ctx, "/api$", route_api_not_found, server);
+    mg_set_request_handler(ctx, "/api/", route_api_not_found, server);
+}

@@ -1,0 +1,264 @@
+/* config.c - reads and validates the ENMS_* environment (see config.h).
+ *
+ * Defaults are chosen so that a developer's `make run` needs no variables at
+ * all, and so that the defaults are the safe ones (loopback bind, timeouts
+ * on every connection). */
+#include "config.h"
+#include "error.h"
+#include "redis.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const struct config_var config_vars[] = {
+    {"ENMS_PG_DSN", "postgresql://postgres@127.0.0.1:5432/enms",
+     "PostgreSQL connection (URL or key=value)"},
+    {"ENMS_REDIS_URL", "redis://127.0.0.1:6379/0",
+     "Redis: redis://[[user]:password@]host[:port][/db]"},
+    {"ENMS_REDIS_PREFIX", "{enms}",
+     "prefix of every Redis key; keep the {hash tag} for Redis Cluster"},
+    {"ENMS_HTTP_ADDR", "127.0.0.1", "IPv4 address the API binds"},
+    {"ENMS_HTTP_PORT", "8080", "API port (1-65535)"},
+    {"ENMS_HTTP_THREADS", "16", "API worker threads (2-256)"},
+    {"ENMS_HTTP_MAX_BODY", "1048576", "largest request body accepted, bytes (1 KiB-64 MiB)"},
+    {"ENMS_API_TOKEN", "(empty)", "bearer token required on /api when set"},
+    {"ENMS_ALLOW_INSECURE", "0", "1 allows a non-loopback bind without a token"},
+    {"ENMS_WEB_ROOT", "<install>/web", "dashboard folder served at /"},
+    {"ENMS_SCHEMA_DIR", "<install>/schema", "folder of NNN_name.sql migrations"},
+    {"ENMS_LOG_LEVEL", "info", "debug, info, warn or error"},
+    {"ENMS_CONNECT_TIMEOUT_MS", "5000", "connect timeout for PostgreSQL and Redis (100-60000)"},
+    {"ENMS_IO_TIMEOUT_MS", "5000", "Redis read/write timeout (100-60000)"},
+    {"ENMS_JOB_TIMEOUT_S", "1800", "a running job is failed after this long (10-86400)"},
+    {"ENMS_HEARTBEAT_INTERVAL_S", "3", "worker heartbeat period (1-60)"},
+    {"ENMS_HEARTBEAT_TTL_S", "15", "a worker silent this long is dead (2-600, > interval)"},
+    {"ENMS_MAX_ATTEMPTS", "3", "attempts before a job is dead-lettered (1-20)"},
+    {"ENMS_SHUTDOWN_GRACE_S", "30", "time a stopping worker gives its job (0-3600)"},
+    {"ENMS_WORKER_ID", "<host>-<pid>", "worker identity in Redis ([A-Za-z0-9._-], 1-100)"},
+};
+const size_t config_var_count = sizeof config_vars / sizeof config_vars[0];
+
+int config_parse_int(const char *text, long min, long max, long *out)
+{
+    char *end = NULL;
+    if (!text || !*text)
+        return ENMS_EINVAL;
+    errno = 0;
+    long v = strtol(text, &end, 10);
+    if (errno != 0 || *end != '\0' || end == text || v < min || v > max)
+        return ENMS_EINVAL;
+    *out = v;
+    return ENMS_OK;
+}
+
+/* Copies src into out when it fits; a path too long to hold is not used. */
+static void copy_path(char *out, size_t outlen, const char *src)
+{
+    size_t n = strlen(src);
+    if (n < outlen)
+        memcpy(out, src, n + 1);
+}
+
+/* Finds <exe dir>/../../<name> (the build tree: build/bin/..) or the
+ * installed copy under /usr/share; writes "" when neither exists. */
+static void default_data_dir(const char *name, char *out, size_t outlen)
+{
+    char exe[PATH_MAX];
+    char candidate[PATH_MAX + 64];
+    char resolved[PATH_MAX];
+    struct stat st;
+    out[0] = '\0';
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = '\0';
+        char *slash = strrchr(exe, '/');
+        if (slash)
+            *slash = '\0';
+        snprintf(candidate, sizeof candidate, "%s/../../%s", exe, name);
+        if (stat(candidate, &st) == 0 && S_ISDIR(st.st_mode) && realpath(candidate, resolved)) {
+            copy_path(out, outlen, resolved);
+            return;
+        }
+    }
+    snprintf(candidate, sizeof candidate, "/usr/share/enms-retrain/%s", name);
+    if (stat(candidate, &st) == 0 && S_ISDIR(st.st_mode))
+        copy_path(out, outlen, candidate);
+}
+
+static int read_string(const char *value, const char *name, const char *fallback, char *dst,
+                       size_t dstlen, char *err, size_t errlen)
+{
+    const char *v = value ? value : fallback;
+    if (strlen(v) >= dstlen)
+        return enms_fail(err, errlen, ENMS_EINVAL, "%s: longer than %zu characters", name,
+                         dstlen - 1);
+    for (const char *p = v; *p; p++) {
+        if ((unsigned char)*p < 0x20)
+            return enms_fail(err, errlen, ENMS_EINVAL, "%s: contains a control character", name);
+    }
+    memcpy(dst, v, strlen(v) + 1);
+    return ENMS_OK;
+}
+
+static int read_int(const char *value, const char *name, long def, long min, long max, int *dst,
+                    char *err, size_t errlen)
+{
+    long v = def;
+    if (value && config_parse_int(value, min, max, &v) != ENMS_OK)
+        return enms_fail(err, errlen, ENMS_EINVAL, "%s: \"%.40s\" is not an integer in %ld..%ld",
+                         name, value, min, max);
+    *dst = (int)v;
+    return ENMS_OK;
+}
+
+/* Worker ids become parts of Redis keys, so they are kept to a safe alphabet. */
+static int is_worker_id_char(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '-';
+}
+
+static int valid_worker_id(const char *id)
+{
+    size_t n = strlen(id);
+    if (n == 0 || n > 100)
+        return 0;
+    for (const char *p = id; *p; p++) {
+        if (!is_worker_id_char(*p))
+            return 0;
+    }
+    return 1;
+}
+
+static void config_defaults(struct enms_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    cfg->http_port = 8080;
+    cfg->http_threads = 16;
+    cfg->http_max_body = 1048576;
+    cfg->log_level = LOG_INFO;
+    cfg->connect_timeout_ms = 5000;
+    cfg->io_timeout_ms = 5000;
+    cfg->job_timeout_s = 1800;
+    cfg->heartbeat_interval_s = 3;
+    cfg->heartbeat_ttl_s = 15;
+    cfg->max_attempts = 3;
+    cfg->shutdown_grace_s = 30;
+}
+
+int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *name, void *ctx),
+                     void *ctx, char *err, size_t errlen)
+{
+    int rc;
+    const char *v;
+    struct in_addr addr;
+    struct redis_url parsed;
+    char why[256];
+
+    config_defaults(cfg);
+
+#define STR(var, field, def)                                                                       \
+    if ((rc = read_string(lookup(var, ctx), var, def, cfg->field, sizeof cfg->field, err,          \
+                          errlen)) != ENMS_OK)                                                     \
+        goto done;
+#define INT(var, field, def, min, max)                                                             \
+    if ((rc = read_int(lookup(var, ctx), var, def, min, max, &cfg->field, err, errlen)) !=         \
+        ENMS_OK)                                                                                   \
+        goto done;
+
+    STR("ENMS_PG_DSN", pg_dsn, "postgresql://postgres@127.0.0.1:5432/enms");
+    STR("ENMS_REDIS_URL", redis_url, "redis://127.0.0.1:6379/0");
+    STR("ENMS_REDIS_PREFIX", redis_prefix, "{enms}");
+    STR("ENMS_HTTP_ADDR", http_addr, "127.0.0.1");
+    INT("ENMS_HTTP_PORT", http_port, 8080, 1, 65535);
+    INT("ENMS_HTTP_THREADS", http_threads, 16, 2, 256);
+    STR("ENMS_API_TOKEN", api_token, "");
+    INT("ENMS_ALLOW_INSECURE", allow_insecure, 0, 0, 1);
+    STR("ENMS_WEB_ROOT", web_root, "");
+    STR("ENMS_SCHEMA_DIR", schema_dir, "");
+    INT("ENMS_CONNECT_TIMEOUT_MS", connect_timeout_ms, 5000, 100, 60000);
+    INT("ENMS_IO_TIMEOUT_MS", io_timeout_ms, 5000, 100, 60000);
+    INT("ENMS_JOB_TIMEOUT_S", job_timeout_s, 1800, 10, 86400);
+    INT("ENMS_HEARTBEAT_INTERVAL_S", heartbeat_interval_s, 3, 1, 60);
+    INT("ENMS_HEARTBEAT_TTL_S", heartbeat_ttl_s, 15, 2, 600);
+    INT("ENMS_MAX_ATTEMPTS", max_attempts, 3, 1, 20);
+    INT("ENMS_SHUTDOWN_GRACE_S", shutdown_grace_s, 30, 0, 3600);
+    STR("ENMS_WORKER_ID", worker_id, "");
+#undef STR
+#undef INT
+
+    int max_body = 1048576;
+    if ((rc = read_int(lookup("ENMS_HTTP_MAX_BODY", ctx), "ENMS_HTTP_MAX_BODY", 1048576, 1024,
+                       64L * 1024 * 1024, &max_body, err, errlen)) != ENMS_OK)
+        goto done;
+    cfg->http_max_body = (size_t)max_body;
+
+    v = lookup("ENMS_LOG_LEVEL", ctx);
+    if (v && log_level_parse(v, &cfg->log_level) != ENMS_OK) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "ENMS_LOG_LEVEL: \"%.40s\" is not one of debug, info, warn, error", v);
+        goto done;
+    }
+    if (cfg->pg_dsn[0] == '\0') {
+        rc = enms_fail(err, errlen, ENMS_EINVAL, "ENMS_PG_DSN: must not be empty");
+        goto done;
+    }
+    if (inet_pton(AF_INET, cfg->http_addr, &addr) != 1) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "ENMS_HTTP_ADDR: \"%.64s\" is not an IPv4 address (IPv6 is not supported)",
+                       cfg->http_addr);
+        goto done;
+    }
+    if (redis_url_parse(cfg->redis_url, &parsed, why, sizeof why) != ENMS_OK) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL, "ENMS_REDIS_URL: %s", why);
+        goto done;
+    }
+    if (cfg->redis_prefix[0] == '\0') {
+        rc = enms_fail(err, errlen, ENMS_EINVAL, "ENMS_REDIS_PREFIX: must not be empty");
+        goto done;
+    }
+    if (cfg->heartbeat_ttl_s <= cfg->heartbeat_interval_s) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "ENMS_HEARTBEAT_TTL_S (%d) must be greater than "
+                       "ENMS_HEARTBEAT_INTERVAL_S (%d)",
+                       cfg->heartbeat_ttl_s, cfg->heartbeat_interval_s);
+        goto done;
+    }
+    if (cfg->worker_id[0] == '\0') {
+        char host[64] = "host";
+        gethostname(host, sizeof host - 1);
+        host[sizeof host - 1] = '\0';
+        snprintf(cfg->worker_id, sizeof cfg->worker_id, "%s-%ld", host, (long)getpid());
+        for (char *p = cfg->worker_id; *p; p++) {
+            if (!is_worker_id_char(*p))
+                *p = '-';
+        }
+    } else if (!valid_worker_id(cfg->worker_id)) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "ENMS_WORKER_ID: use 1-100 characters of A-Z a-z 0-9 . _ -");
+        goto done;
+    }
+    if (cfg->web_root[0] == '\0')
+        default_data_dir("web", cfg->web_root, sizeof cfg->web_root);
+    if (cfg->schema_dir[0] == '\0')
+        default_data_dir("schema", cfg->schema_dir, sizeof cfg->schema_dir);
+    rc = ENMS_OK;
+done:
+    return rc;
+}
+
+static const char *lookup_environ(const char *name, void *ctx)
+{
+    (void)ctx;
+    return getenv(name);
+}
+
+int config_load(struct enms_config *cfg, char *err, size_t errlen)
+{
+    return config_load_from(cfg, lookup_environ, NULL, err, errlen);
+}

@@ -1,0 +1,107 @@
+/* pg.c - PostgreSQL connection helpers (see pg.h). */
+#include "pg.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* libpq reports errors with a trailing newline; our messages are one line. */
+static void copy_pg_message(char *err, size_t errlen, const char *prefix, const char *msg)
+{
+    if (!err || errlen == 0)
+        return;
+    snprintf(err, errlen, "%s%s", prefix, msg ? msg : "unknown error");
+    for (char *p = err; *p; p++) {
+        if (*p == '\n' || *p == '\r')
+            *p = (p[1] == '\0') ? '\0' : ' ';
+    }
+}
+
+PGconn *pg_connect(const char *dsn, int connect_timeout_ms, const char *app_name, char *err,
+                   size_t errlen)
+{
+    char timeout[16];
+    /* libpq's timeout is in whole seconds, minimum 2 (it treats 1 as 2). */
+    int seconds = (connect_timeout_ms + 999) / 1000;
+    snprintf(timeout, sizeof timeout, "%d", seconds < 2 ? 2 : seconds);
+
+    /* expand_dbname=1: "dbname" may hold a whole URL or key=value string;
+     * later keywords here override what it says, which is what we want for
+     * the timeout and keepalives but not for application_name, so that one
+     * goes first and the DSN may override it. */
+    const char *keys[] = {"application_name", "dbname",          "connect_timeout",
+                          "keepalives",       "keepalives_idle", NULL};
+    const char *values[] = {app_name ? app_name : "enms", dsn, timeout, "1", "30", NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    if (!conn) {
+        enms_fail(err, errlen, ENMS_ENOMEM, "postgresql: out of memory");
+        return NULL;
+    }
+    if (PQstatus(conn) != CONNECTION_OK) {
+        copy_pg_message(err, errlen, "postgresql: ", PQerrorMessage(conn));
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+int pg_ensure(PGconn **conn, const char *dsn, int connect_timeout_ms, const char *app_name,
+              char *err, size_t errlen)
+{
+    if (*conn && PQstatus(*conn) == CONNECTION_OK)
+        return ENMS_OK;
+    if (*conn) {
+        /* A broken connection is replaced rather than PQreset(), so the
+         * connect timeout applies to the retry as well. */
+        PQfinish(*conn);
+        *conn = NULL;
+    }
+    *conn = pg_connect(dsn, connect_timeout_ms, app_name, err, errlen);
+    return *conn ? ENMS_OK : ENMS_EDB;
+}
+
+int pg_ping(PGconn *conn, char *err, size_t errlen)
+{
+    PGresult *res = pg_exec(conn, PGRES_TUPLES_OK, "SELECT 1", 0, NULL, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    PQclear(res);
+    return ENMS_OK;
+}
+
+PGresult *pg_exec(PGconn *conn, ExecStatusType expect, const char *sql, int nparams,
+                  const char *const *params, char *err, size_t errlen)
+{
+    if (!conn) {
+        enms_fail(err, errlen, ENMS_EDB, "postgresql: not connected");
+        return NULL;
+    }
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    if (!res) {
+        copy_pg_message(err, errlen, "postgresql: ", PQerrorMessage(conn));
+        return NULL;
+    }
+    if (PQresultStatus(res) != expect) {
+        const char *msg = PQresultErrorMessage(res);
+        copy_pg_message(err, errlen,
+                        "postgresql: ", msg && *msg ? msg : PQresStatus(PQresultStatus(res)));
+        PQclear(res);
+        return NULL;
+    }
+    return res;
+}
+
+int pg_command(PGconn *conn, const char *sql, char *err, size_t errlen)
+{
+    PGresult *res = pg_exec(conn, PGRES_COMMAND_OK, sql, 0, NULL, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    PQclear(res);
+    return ENMS_OK;
+}
+
+const char *pg_sqlstate(const PGresult *res)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    return state ? state : "";
+}

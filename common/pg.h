@@ -1,0 +1,38 @@
+/* pg.h - PostgreSQL connection helpers on libpq.
+ *
+ * One PGconn per thread (libpq connections are not shared). These helpers add
+ * what every caller needs: a bounded connect, keepalives and an application
+ * name, a cheap liveness check with reconnect, and errors as sentences. */
+#ifndef ENMS_PG_H
+#define ENMS_PG_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+
+/* Connects to dsn (URL or key=value string) with connect_timeout, keepalives
+ * and application_name added. Returns a connection the caller frees with
+ * PQfinish(), or NULL with the reason in err. */
+PGconn *pg_connect(const char *dsn, int connect_timeout_ms, const char *app_name, char *err,
+                   size_t errlen);
+
+/* Makes *conn usable: connects when NULL, resets when the connection is bad.
+ * Returns 0 or ENMS_EDB. *conn stays owned by the caller. */
+int pg_ensure(PGconn **conn, const char *dsn, int connect_timeout_ms, const char *app_name,
+              char *err, size_t errlen);
+
+/* Runs "SELECT 1"; returns 0 when the server answers, ENMS_EDB otherwise. */
+int pg_ping(PGconn *conn, char *err, size_t errlen);
+
+/* Runs a statement with text parameters (all bound, never interpolated) and
+ * checks that the result status is expect. Returns the result (caller frees
+ * with PQclear) or NULL with the server's message in err. */
+PGresult *pg_exec(PGconn *conn, ExecStatusType expect, const char *sql, int nparams,
+                  const char *const *params, char *err, size_t errlen);
+
+/* Runs a statement that returns no rows (BEGIN, COMMIT, DDL). 0 or ENMS_EDB. */
+int pg_command(PGconn *conn, const char *sql, char *err, size_t errlen);
+
+/* SQLSTATE of a failed result, "" when none. Never NULL. */
+const char *pg_sqlstate(const PGresult *res);
+
+#endif

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# deps.sh - installs the Debian packages the project needs, when missing.
+#
+# Idempotent and quiet when everything is present. As root it runs apt-get;
+# otherwise it prints the command to run and fails, so nothing half-works.
+set -euo pipefail
+
+PACKAGES=(
+  # build
+  build-essential pkg-config git
+  libcivetweb-dev libhiredis-dev libpq-dev libcjson-dev libgsl-dev
+  # tests and tooling
+  libcriterion-dev clang-format cppcheck curl procps
+  python3-pytest python3-psycopg2 python3-redis python3-requests
+  # the private stack
+  postgresql redis-server redis-tools
+  # real data that `enmsctl import --gretl` loads
+  gretl-data
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  [[ "$status" == "install ok installed" ]] || missing+=("$pkg")
+done
+[[ ${#missing[@]} -eq 0 ]] && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "deps: missing Debian packages: ${missing[*]}" >&2
+  echo "deps: run as root: apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+echo "deps: done"

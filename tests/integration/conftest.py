@@ -1,0 +1,157 @@
+"""Fixtures shared by the black-box tests.
+
+tests/run.sh starts a throwaway PostgreSQL and Redis and exports:
+  ENMS_PG_DSN            the suite's default database (migrated by the harness)
+  ENMS_TEST_PG_ADMIN_DSN the 'postgres' database, for CREATE DATABASE
+  ENMS_REDIS_URL         redis://127.0.0.1:<port>/0
+  ENMS_BIN               folder with enms-api, enms-worker, enmsctl
+Tests that change schema or data use `fresh_db`, a new empty database.
+"""
+import os
+import socket
+import subprocess
+import uuid
+
+import psycopg2
+import pytest
+
+ROOT = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+
+
+def _env(name):
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: run the suite through tests/run.sh (make test)")
+    return value
+
+
+@pytest.fixture(scope="session")
+def bin_dir():
+    return _env("ENMS_BIN")
+
+
+@pytest.fixture(scope="session")
+def admin_dsn():
+    return _env("ENMS_TEST_PG_ADMIN_DSN")
+
+
+@pytest.fixture(scope="session")
+def redis_url():
+    return _env("ENMS_REDIS_URL")
+
+
+def _dsn_with_db(admin, dbname):
+    # Admin DSN is a URL ending in /postgres; swap the database name.
+    base, _, _ = admin.rpartition("/")
+    return f"{base}/{dbname}"
+
+
+@pytest.fixture
+def fresh_db(admin_dsn):
+    """An empty database, dropped after the test. Yields its DSN."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _dsn_with_db(admin_dsn, name)
+    finally:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
+@pytest.fixture
+def migrated_db(fresh_db, bin_dir):
+    """A fresh database with every migration applied. Yields its DSN."""
+    run_ctl(bin_dir, fresh_db, "migrate", check=True)
+    yield fresh_db
+
+
+def run_ctl(bin_dir, dsn, *args, check=False, env_extra=None, timeout=120):
+    env = dict(os.environ)
+    env["ENMS_PG_DSN"] = dsn
+    if env_extra:
+        env.update(env_extra)
+    proc = subprocess.run([os.path.join(bin_dir, "enmsctl"), *args], env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"enmsctl {' '.join(args)} failed ({proc.returncode}):\n"
+                             f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}")
+    return proc
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def pg_query(dsn, sql, params=None):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute(sql, params)
+        rows = cur.fetchall() if cur.description else []
+    conn.close()
+    return rows
+
+
+class Proc:
+    """A binary of ours run in the background; stopped (and reaped) by stop()."""
+
+    def __init__(self, args, env, log_path):
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+
+    def output(self):
+        self.log.flush()
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self, sig=None, timeout=15):
+        import signal as _signal
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig or _signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+        return self.proc.returncode
+
+
+def wait_http(url, timeout=20.0, expect=None):
+    """Polls url until it answers (with status expect, when given)."""
+    import time
+    import requests
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            r = requests.get(url, timeout=2)
+            if expect is None or r.status_code == expect:
+                return r
+            last = r
+        except requests.RequestException as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"{url} did not answer {expect or ''} within {timeout}s: {last!r}")
+
+
+@pytest.fixture
+def spawn(tmp_path, bin_dir):
+    """spawn(name, env_overrides) starts build binary `name`; all are stopped at teardown."""
+    procs = []
+
+    def _spawn(name, env_extra=None, args=()):
+        env = dict(os.environ)
+        env.update(env_extra or {})
+        p = Proc([os.path.join(bin_dir, name), *args], env,
+                 str(tmp_path / f"{name}-{len(procs)}.log"))
+        procs.append(p)
+        return p
+
+    yield _spawn
+    for p in procs:
+        p.stop()

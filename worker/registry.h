@@ -1,0 +1,33 @@
+/* registry.h - a worker's presence in Redis: the set of known workers and
+ * one hash per worker with a TTL that each heartbeat renews.
+ *
+ *   <prefix>:workers          set   ids of workers that registered
+ *   <prefix>:worker:<id>      hash  host, pid, started, last_beat, state, job
+ *
+ * A worker whose hash expired is dead as far as anyone can tell; the queue
+ * issue's housekeeping acts on that. */
+#ifndef ENMS_WORKER_REGISTRY_H
+#define ENMS_WORKER_REGISTRY_H
+
+#include <stddef.h>
+#include <time.h>
+#include <hiredis.h>
+
+struct worker_identity {
+    const char *id;     /* cfg->worker_id */
+    const char *prefix; /* cfg->redis_prefix */
+    char host[256];
+    long pid;
+    time_t started;
+    int ttl_s;
+};
+
+/* Adds the worker to the set and writes its hash with the TTL. 0 or
+ * ENMS_EREDIS with the reason in err. */
+int registry_announce(redisContext *ctx, const struct worker_identity *w, const char *state,
+                      char *err, size_t errlen);
+
+/* Removes the worker's hash and its set entry (clean shutdown). */
+int registry_withdraw(redisContext *ctx, const struct worker_identity *w, char *err, size_t errlen);
+
+#endif
