@@ -12,7 +12,9 @@ SANITIZE ?= 0
 PKGS         := libpq hiredis libcjson gsl
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
 PKG_LIBS     := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
-ENMS_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -MMD -MP $(PKG_CFLAGS)
+# -ffp-contract=off: no fused multiply-adds, so the demo data generator gives
+# the same bits with every compiler and -march.
+ENMS_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -ffp-contract=off -MMD -MP $(PKG_CFLAGS)
 ENMS_LDLIBS  := -lcivetweb -lpthread $(PKG_LIBS) -lm
 ifeq ($(SANITIZE),1)
 SAN_FLAGS    := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined

@@ -12,6 +12,7 @@
 #include "../common/redis.h"
 
 #include <stdio.h>
+#include <string.h>
 
 int route_healthz(struct mg_connection *conn, void *cbdata)
 {
@@ -58,6 +59,14 @@ static int check_redis(struct mg_connection *conn, char *err, size_t errlen)
     return ENMS_EREDIS;
 }
 
+/* Connection helpers prefix their messages with the dependency's name,
+ * which the reply already states. */
+static const char *without_prefix(const char *msg, const char *prefix)
+{
+    size_t n = strlen(prefix);
+    return strncmp(msg, prefix, n) == 0 ? msg + n : msg;
+}
+
 int route_readyz(struct mg_connection *conn, void *cbdata)
 {
     (void)cbdata;
@@ -73,8 +82,11 @@ int route_readyz(struct mg_connection *conn, void *cbdata)
                                "{\"status\":\"ready\",\"postgresql\":\"ok\",\"redis\":\"ok\"}");
     if (!pg_ok && !redis_ok)
         return http_reply_error(conn, 503, "postgresql unavailable: %s; redis unavailable: %s",
-                                pg_err, redis_err);
+                                without_prefix(pg_err, "postgresql: "),
+                                without_prefix(redis_err, "redis: "));
     if (!pg_ok)
-        return http_reply_error(conn, 503, "postgresql unavailable: %s", pg_err);
-    return http_reply_error(conn, 503, "redis unavailable: %s", redis_err);
+        return http_reply_error(conn, 503, "postgresql unavailable: %s",
+                                without_prefix(pg_err, "postgresql: "));
+    return http_reply_error(conn, 503, "redis unavailable: %s",
+                            without_prefix(redis_err, "redis: "));
 }

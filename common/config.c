@@ -64,8 +64,9 @@ static void copy_path(char *out, size_t outlen, const char *src)
         memcpy(out, src, n + 1);
 }
 
-/* Finds <exe dir>/../../<name> (the build tree: build/bin/..) or the
- * installed copy under /usr/share; writes "" when neither exists. */
+/* Finds <name> beside the binary's build tree (build/bin/.. or
+ * build/asan/bin/.., looking up to three folders above the executable), or
+ * the installed copy under /usr/share; writes "" when neither exists. */
 static void default_data_dir(const char *name, char *out, size_t outlen)
 {
     char exe[PATH_MAX];
@@ -79,10 +80,13 @@ static void default_data_dir(const char *name, char *out, size_t outlen)
         char *slash = strrchr(exe, '/');
         if (slash)
             *slash = '\0';
-        snprintf(candidate, sizeof candidate, "%s/../../%s", exe, name);
-        if (stat(candidate, &st) == 0 && S_ISDIR(st.st_mode) && realpath(candidate, resolved)) {
-            copy_path(out, outlen, resolved);
-            return;
+        const char *ups[] = {"..", "../..", "../../.."};
+        for (size_t i = 0; i < sizeof ups / sizeof ups[0]; i++) {
+            snprintf(candidate, sizeof candidate, "%s/%s/%s", exe, ups[i], name);
+            if (stat(candidate, &st) == 0 && S_ISDIR(st.st_mode) && realpath(candidate, resolved)) {
+                copy_path(out, outlen, resolved);
+                return;
+            }
         }
     }
     snprintf(candidate, sizeof candidate, "/usr/share/enms-retrain/%s", name);

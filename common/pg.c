@@ -12,7 +12,7 @@ static void copy_pg_message(char *err, size_t errlen, const char *prefix, const 
         return;
     snprintf(err, errlen, "%s%s", prefix, msg ? msg : "unknown error");
     for (char *p = err; *p; p++) {
-        if (*p == '\n' || *p == '\r')
+        if (*p == '\n' || *p == '\r' || *p == '\t')
             *p = (p[1] == '\0') ? '\0' : ' ';
     }
 }

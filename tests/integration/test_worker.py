@@ -9,7 +9,10 @@ from conftest import free_port
 def wait_until(predicate, timeout=15.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        value = predicate()
+        try:
+            value = predicate()
+        except redis_lib.ConnectionError:
+            value = None  # the server is still starting
         if value:
             return value
         time.sleep(0.1)
@@ -50,7 +53,7 @@ def test_worker_survives_redis_outage(spawn, migrated_db, tmp_path):
                                "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
                               stdout=subprocess.DEVNULL)
     try:
-        r = redis_lib.Redis(port=port, decode_responses=True)
+        r = redis_lib.Redis(host="127.0.0.1", port=port, decode_responses=True)
         wait_until(lambda: r.sismember("{enms}:workers", wid), timeout=40)
     finally:
         assert worker.stop() == 0
