@@ -33,7 +33,7 @@ LIB_SRC := $(COMMON_SRC) $(filter-out api/main.c,$(API_SRC)) \
 
 BINS := $(BUILD)/bin/enms-api $(BUILD)/bin/enms-worker $(BUILD)/bin/enmsctl
 
-.PHONY: all build unit deps test run up down lint format asan clean help
+.PHONY: all build unit deps test run up down lint format asan fuzz fuzz-build bench clean help
 .DEFAULT_GOAL := build
 
 help:
@@ -69,6 +69,31 @@ $(BUILD)/bin/unit-tests: $(call obj,$(UNIT_SRC) $(LIB_SRC))
 
 asan:
 	$(MAKE) BUILD=build/asan SANITIZE=1 CFLAGS="-O1 -g" build unit
+
+# libFuzzer targets: fuzz/fuzz_<name>.c over the pure parsers. `make fuzz`
+# runs each for FUZZ_SECONDS; the test suite runs a short smoke of each.
+FUZZ_SECONDS ?= 300
+FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_LIB  := common/error.c ctl/csv_reading.c ctl/gretl.c
+
+build/fuzz/%: fuzz/%.c $(FUZZ_LIB)
+	@mkdir -p $(dir $@)
+	clang -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
+		-fno-sanitize-recover=undefined $(PKG_CFLAGS) $^ -o $@ -lm
+
+fuzz-build: $(FUZZ_BINS)
+
+fuzz: $(FUZZ_BINS)
+	@for f in $(FUZZ_BINS); do \
+		mkdir -p build/fuzz/corpus-$$(basename $$f); \
+		echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
+		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+			build/fuzz/corpus-$$(basename $$f) tests/data || exit 1; \
+	done
+
+bench: build
+	@bash bench/seed_import.sh
 
 deps:
 	@bash scripts/deps.sh

@@ -11,6 +11,7 @@ PACKAGES=(
   libcivetweb-dev libhiredis-dev libpq-dev libcjson-dev libgsl-dev
   # tests and tooling
   libcriterion-dev clang-format cppcheck curl procps
+  clang libclang-rt-14-dev
   python3-pytest python3-psycopg2 python3-redis python3-requests
   # the private stack
   postgresql redis-server redis-tools

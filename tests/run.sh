@@ -92,6 +92,32 @@ run_unit() {
 run_unit normal "$ROOT/build/bin/unit-tests"
 run_unit asan "$ROOT/build/asan/bin/unit-tests"
 
+# check NAME CMD...: a command that must succeed, counted as one test.
+check() {
+  local name=$1
+  shift
+  if "$@" >"$TMP/check.log" 2>&1; then
+    echo "[PASS] $name"
+    passed=$((passed + 1))
+  else
+    echo "[FAIL] $name"
+    tail -n 30 "$TMP/check.log"
+    failed=$((failed + 1))
+  fi
+}
+
+echo "== static checks and fuzz smoke"
+check "make lint (clang-format, cppcheck)" make -s lint
+check "fuzz targets build" make -s -j"$JOBS" fuzz-build
+for f in "$ROOT"/build/fuzz/fuzz_*; do
+  [[ -x "$f" ]] || continue
+  # New inputs go to a scratch corpus (the first folder); tests/data only seeds it.
+  mkdir -p "$TMP/corpus-$(basename "$f")"
+  check "fuzz smoke $(basename "$f") (${ENMS_FUZZ_SMOKE_S:-10} s)" \
+    "$f" -max_total_time="${ENMS_FUZZ_SMOKE_S:-10}" "$TMP/corpus-$(basename "$f")" \
+    "$ROOT/tests/data"
+done
+
 echo "== black-box tests (pytest, sanitizer binaries)"
 /usr/bin/python3 -m pytest -q -p no:cacheprovider -o junit_family=xunit2 \
   --junitxml="$TMP/pytest.xml" "$ROOT/tests/integration" "$@"
