@@ -93,21 +93,18 @@ stop_all() {
   say "stopped"
 }
 
-# start_process NAME DETACH CMD...: starts CMD with its log in logs/NAME.log;
-# DETACH=yes puts it in its own session so it outlives this script (`up`).
+# start_process NAME CMD...: starts CMD in the background with its log in
+# logs/NAME.log, in a session of its own: a terminal's Ctrl-C then reaches
+# only this script, which stops the processes in order (workers first, so
+# they can hand back jobs, then the API, then Redis and PostgreSQL).
 start_process() {
-  local name=$1 detach=$2
-  shift 2
-  if [[ $detach == yes ]]; then
-    setsid "$@" >>"$RUN/logs/$name.log" 2>&1 </dev/null &
-  else
-    "$@" >>"$RUN/logs/$name.log" 2>&1 </dev/null &
-  fi
+  local name=$1
+  shift
+  setsid "$@" >>"$RUN/logs/$name.log" 2>&1 </dev/null &
   echo $! >"$RUN/pids/$name.pid"
 }
 
 start_all() {
-  local detach=$1
   if [[ -n "$(running_pids)" ]]; then
     say "already running (pids $(running_pids | tr '\n' ' ')); use make down first" >&2
     exit 1
@@ -134,10 +131,10 @@ start_all() {
   "$BIN/enmsctl" migrate
   "$BIN/enmsctl" seed
 
-  start_process api "$detach" "$BIN/enms-api"
+  start_process api "$BIN/enms-api"
   local i
   for i in $(seq 1 "$WORKERS"); do
-    start_process "worker-$i" "$detach" env ENMS_WORKER_ID="$(hostname -s)-w$i" \
+    start_process "worker-$i" env ENMS_WORKER_ID="$(hostname -s)-w$i" \
       "$BIN/enms-worker"
   done
   for i in $(seq 1 150); do
@@ -156,7 +153,7 @@ start_all() {
 case "${1:-}" in
 run)
   trap 'stop_all; exit 0' INT TERM
-  if ! start_all no; then stop_all; exit 1; fi
+  if ! start_all; then stop_all; exit 1; fi
   say "running; press Ctrl-C to stop"
   # Wait until a process dies or a signal arrives (wait returns early then).
   while [[ -n "$(running_pids)" ]]; do
@@ -169,7 +166,7 @@ run)
   done
   ;;
 up)
-  if ! start_all yes; then stop_all; exit 1; fi
+  if ! start_all; then stop_all; exit 1; fi
   say "running in the background; make down stops it"
   ;;
 down)
