@@ -40,6 +40,11 @@ const struct config_var config_vars[] = {
     {"ENMS_MAX_ATTEMPTS", "3", "attempts before a job is dead-lettered (1-20)"},
     {"ENMS_SHUTDOWN_GRACE_S", "30", "time a stopping worker gives its job (0-3600)"},
     {"ENMS_WORKER_ID", "<host>-<pid>", "worker identity in Redis ([A-Za-z0-9._-], 1-100)"},
+    {"ENMS_ENABLE_PROBE", "0", "1 accepts model_type=probe test jobs"},
+    {"ENMS_HOUSEKEEPING_INTERVAL_S", "2", "how often housekeeping runs (1-300)"},
+    {"ENMS_REDISPATCH_GRACE_S", "10",
+     "a pending job missing from Redis this long is pushed again (1-3600)"},
+    {"ENMS_SSE_MAX_STREAMS", "4", "open event streams allowed (1-64, < ENMS_HTTP_THREADS)"},
 };
 const size_t config_var_count = sizeof config_vars / sizeof config_vars[0];
 
@@ -153,6 +158,9 @@ static void config_defaults(struct enms_config *cfg)
     cfg->heartbeat_ttl_s = 15;
     cfg->max_attempts = 3;
     cfg->shutdown_grace_s = 30;
+    cfg->housekeeping_interval_s = 2;
+    cfg->redispatch_grace_s = 10;
+    cfg->sse_max_streams = 4;
 }
 
 int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *name, void *ctx),
@@ -193,6 +201,10 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     INT("ENMS_MAX_ATTEMPTS", max_attempts, 3, 1, 20);
     INT("ENMS_SHUTDOWN_GRACE_S", shutdown_grace_s, 30, 0, 3600);
     STR("ENMS_WORKER_ID", worker_id, "");
+    INT("ENMS_ENABLE_PROBE", enable_probe, 0, 0, 1);
+    INT("ENMS_HOUSEKEEPING_INTERVAL_S", housekeeping_interval_s, 2, 1, 300);
+    INT("ENMS_REDISPATCH_GRACE_S", redispatch_grace_s, 10, 1, 3600);
+    INT("ENMS_SSE_MAX_STREAMS", sse_max_streams, 4, 1, 64);
 #undef STR
 #undef INT
 
@@ -231,6 +243,13 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
                        "ENMS_HEARTBEAT_TTL_S (%d) must be greater than "
                        "ENMS_HEARTBEAT_INTERVAL_S (%d)",
                        cfg->heartbeat_ttl_s, cfg->heartbeat_interval_s);
+        goto done;
+    }
+    if (cfg->sse_max_streams >= cfg->http_threads) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "ENMS_SSE_MAX_STREAMS (%d) must be below ENMS_HTTP_THREADS (%d): each "
+                       "stream holds a thread",
+                       cfg->sse_max_streams, cfg->http_threads);
         goto done;
     }
     if (cfg->worker_id[0] == '\0') {

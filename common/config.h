@@ -36,6 +36,10 @@ struct enms_config {
     int max_attempts;                /* ENMS_MAX_ATTEMPTS */
     int shutdown_grace_s;            /* ENMS_SHUTDOWN_GRACE_S */
     char worker_id[128];             /* ENMS_WORKER_ID: default host-pid */
+    int enable_probe;                /* ENMS_ENABLE_PROBE: 1 accepts model_type=probe */
+    int housekeeping_interval_s;     /* ENMS_HOUSEKEEPING_INTERVAL_S */
+    int redispatch_grace_s;          /* ENMS_REDISPATCH_GRACE_S */
+    int sse_max_streams;             /* ENMS_SSE_MAX_STREAMS */
 };
 
 /* One documented variable, as printed by `--help` and listed in the README. */

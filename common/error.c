@@ -27,6 +27,8 @@ const char *enms_err_name(int code)
         return "too large";
     case ENMS_EINTERNAL:
         return "internal error";
+    case ENMS_ESTOPPED:
+        return "stopped";
     }
     return "unknown error";
 }

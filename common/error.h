@@ -20,6 +20,7 @@ enum enms_err {
     ENMS_ECONFLICT = -7, /* state does not allow it (duplicate, already finished) */
     ENMS_ETOOBIG = -8,   /* input larger than the bound we accept */
     ENMS_EINTERNAL = -9, /* a bug: an invariant did not hold */
+    ENMS_ESTOPPED = -10, /* work stopped on request (cancel, timeout, lost lease) */
 };
 
 /* Short constant name of a code, e.g. "invalid input". Never NULL. */

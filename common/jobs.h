@@ -1,0 +1,99 @@
+/* jobs.h - the PostgreSQL side of the job pipeline: every status transition
+ * of a retraining job, each a single compare-and-set statement.
+ *
+ * PostgreSQL is the record (DESIGN.md, "Sources of truth"). A transition
+ * names the state it expects, and for a running job the attempt number it
+ * holds (the fencing token), so two processes can never both finish, cancel
+ * or re-queue the same job, and a stale attempt can never overwrite a newer
+ * one or a cancellation. Every status change is written to job_events by a
+ * trigger (schema/005), whoever makes it.
+ *
+ *   pending --jobs_start--> running --jobs_finish--> completed | failed
+ *   pending|running --jobs_cancel--> cancelled
+ *   running --jobs_release--> pending       (worker lost, or shut down)
+ *
+ * All functions return 0 or a negative enms_err and fill (err, errlen);
+ * ENMS_ECONFLICT means "the job is not in the state you expected". */
+#ifndef ENMS_JOBS_H
+#define ENMS_JOBS_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+
+#define JOBS_ID_SIZE     37 /* uuid text + NUL */
+#define JOBS_STATUS_SIZE 16
+
+/* What a trigger asks for. Strings are borrowed; NULL means default. */
+struct job_request {
+    const char *model_type;   /* baseline | anomaly | forecast_arima | probe */
+    const char *machine_id;   /* uuid */
+    const char *trigger_type; /* NULL: manual */
+    const char *reason;       /* free text, may be NULL */
+    const char *triggered_by; /* who asked (token name, "dashboard", ...), may be NULL */
+    const char *params_json;  /* JSON object text, NULL: {} */
+    const char *queue_name;   /* NULL: "default" */
+};
+
+/* A job as the worker needs it once it holds it. */
+struct job_record {
+    char id[JOBS_ID_SIZE];
+    char model_type[32];
+    char machine_id[JOBS_ID_SIZE];
+    char trigger_type[32];
+    char queue_name[65];
+    int attempts;      /* the fencing token of the current attempt */
+    char *params_json; /* malloc'd JSON object text; freed by job_record_clear */
+};
+
+/* Frees what a job_record owns and zeroes it. Safe on a zeroed record. */
+void job_record_clear(struct job_record *job);
+
+/* Inserts a pending job. On success job_id holds its id. ENMS_ENOTFOUND when
+ * the machine does not exist; ENMS_ECONFLICT when a job for the same
+ * (model_type, machine_id) is already pending or running (the partial unique
+ * index decides), with its id in existing_id. */
+int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char *existing_id,
+                char *err, size_t errlen);
+
+/* pending -> running for worker_id; attempts + 1. Fills *out (caller clears
+ * it with job_record_clear). ENMS_ECONFLICT when the job is not pending
+ * (cancelled, already taken, finished); ENMS_ENOTFOUND when it does not
+ * exist. */
+int jobs_start(PGconn *conn, const char *job_id, const char *worker_id, struct job_record *out,
+               char *err, size_t errlen);
+
+/* Records a heartbeat, and progress (0-100; -1 keeps it) and stage (NULL
+ * keeps it), for the given attempt of a running job. ENMS_ECONFLICT when the
+ * attempt no longer holds the job (cancelled, re-queued, finished). */
+int jobs_heartbeat(PGconn *conn, const char *job_id, int attempt, int progress, const char *stage,
+                   char *err, size_t errlen);
+
+/* running -> completed or failed (status), for the given attempt only.
+ * error_message may be NULL; metrics_json (a JSON object) goes to
+ * training_metrics when not NULL. ENMS_ECONFLICT when the attempt is stale
+ * or the job was cancelled: the caller must drop its result. */
+int jobs_finish(PGconn *conn, const char *job_id, int attempt, const char *status,
+                const char *error_message, const char *metrics_json, char *err, size_t errlen);
+
+/* pending|running -> cancelled. prev_status (JOBS_STATUS_SIZE) receives the
+ * status the job had. ENMS_ECONFLICT when it had already finished (its
+ * status in prev_status); ENMS_ENOTFOUND when there is no such job. */
+int jobs_cancel(PGconn *conn, const char *job_id, char *prev_status, char *err, size_t errlen);
+
+/* running -> pending for the given attempt (its worker was lost or shut
+ * down); reason is recorded in the job's stage and event. ENMS_ECONFLICT
+ * when the attempt no longer holds the job. */
+int jobs_release(PGconn *conn, const char *job_id, int attempt, const char *reason, char *err,
+                 size_t errlen);
+
+/* Records a training_failed alert (severity critical) for the job, with
+ * message as its text. */
+int jobs_alert_failed(PGconn *conn, const char *job_id, const char *message, char *err,
+                      size_t errlen);
+
+/* Reads a job's status into status (JOBS_STATUS_SIZE) and attempts into
+ * *attempts (may be NULL). ENMS_ENOTFOUND when there is no such job. */
+int jobs_status(PGconn *conn, const char *job_id, char *status, int *attempts, char *err,
+                size_t errlen);
+
+#endif

@@ -1,0 +1,50 @@
+/* training.h - the contract between the worker's job runner and the code
+ * that trains a model (probe jobs now, baseline/anomaly/ARIMA in
+ * worker/models/ with the training issue).
+ *
+ * Training runs on its own thread with its own PostgreSQL connection. It
+ * reports progress through ctx->progress and asks ctx->should_stop often
+ * (at least every 100 ms of work), returning ENMS_ESTOPPED at once when told
+ * to stop (cancel, timeout or lost lease), so a running job stops within a
+ * second. Training writes nothing to the database itself: it hands its
+ * result back, and the runner stores it in the same transaction as the
+ * job's completion, so a cancelled or stale attempt leaves no partial
+ * output. */
+#ifndef ENMS_WORKER_TRAINING_H
+#define ENMS_WORKER_TRAINING_H
+
+#include <stddef.h>
+#include <libpq-fe.h>
+
+#include "../common/config.h"
+#include "../common/jobs.h"
+
+struct train_ctx {
+    const struct enms_config *cfg;
+    PGconn *pg; /* the training thread's own connection, for reading data */
+    /* Reports percent (0-100) and a short stage text; cheap, may be called
+     * often (the runner throttles what it publishes). */
+    void (*progress)(void *opaque, int percent, const char *stage);
+    /* Nonzero when training must stop now. */
+    int (*should_stop)(void *opaque);
+    void *opaque;
+};
+
+struct train_result {
+    char *metrics_json;  /* malloc'd JSON object, or NULL: training_metrics */
+    char *artifact_json; /* malloc'd JSON object, or NULL: stored as a new
+                            model_versions row when the job completes */
+    int training_samples; /* -1 when not applicable */
+};
+
+/* Frees what a train_result owns and zeroes it. */
+void train_result_clear(struct train_result *res);
+
+/* Trains job. Returns 0 with *out filled (caller clears it), ENMS_ESTOPPED
+ * when should_stop said so, ENMS_EINVAL for a permanent failure (bad
+ * parameters, not enough data: err says why, the job fails at once), or
+ * ENMS_EDB / ENMS_EREDIS for a transient one (the runner may retry). */
+int train_run(const struct job_record *job, struct train_ctx *ctx, struct train_result *out,
+              char *err, size_t errlen);
+
+#endif
