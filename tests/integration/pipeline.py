@@ -14,7 +14,6 @@ import requests
 from conftest import free_port, run_ctl, wait_http
 
 MACHINE = "c0000000-0000-0000-0000-000000000001"
-PREFIX = "{enms}"
 
 
 def add_machine(dsn, machine_id=None, name=None, mtype="compressor"):
@@ -28,8 +27,12 @@ def add_machine(dsn, machine_id=None, name=None, mtype="compressor"):
 
 
 def pipeline_env(dsn, redis_url, **extra):
-    """Fast timings so recovery paths run in seconds, not minutes."""
+    """Fast timings so recovery paths run in seconds, not minutes, and a Redis
+    prefix of the test's own, so tests sharing the Redis server never see each
+    other's keys (env["ENMS_REDIS_PREFIX"])."""
+    prefix = "{t" + uuid.uuid4().hex[:10] + "}"
     env = {"ENMS_PG_DSN": dsn, "ENMS_REDIS_URL": redis_url, "ENMS_ENABLE_PROBE": "1",
+           "ENMS_REDIS_PREFIX": prefix,
            "ENMS_HEARTBEAT_INTERVAL_S": "1", "ENMS_HEARTBEAT_TTL_S": "3",
            "ENMS_HOUSEKEEPING_INTERVAL_S": "1", "ENMS_REDISPATCH_GRACE_S": "2",
            "ENMS_SHUTDOWN_GRACE_S": "5", "ENMS_CONNECT_TIMEOUT_MS": "1000"}
@@ -97,5 +100,5 @@ def redis_client(redis_url):
                                     decode_responses=True)
 
 
-def processing_lists(r):
-    return {k: r.lrange(k, 0, -1) for k in r.scan_iter(f"{PREFIX}:processing:*")}
+def processing_lists(r, prefix):
+    return {k: r.lrange(k, 0, -1) for k in r.scan_iter(f"{prefix}:processing:*")}
