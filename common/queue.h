@@ -30,11 +30,11 @@
 #include <stddef.h>
 #include <hiredis.h>
 
-#define QUEUE_KEY_MAX   320
-#define QUEUE_ID_LEN    36 /* canonical uuid text */
-#define QUEUE_DEFAULT   "default"
-#define QUEUE_JOB_TTL_S (7 * 24 * 3600) /* live hash of an unfinished job */
-#define QUEUE_DONE_TTL_S 3600           /* live hash once the job finished */
+#define QUEUE_KEY_MAX    320
+#define QUEUE_ID_LEN     36 /* canonical uuid text */
+#define QUEUE_DEFAULT    "default"
+#define QUEUE_JOB_TTL_S  (7 * 24 * 3600) /* live hash of an unfinished job */
+#define QUEUE_DONE_TTL_S 3600            /* live hash once the job finished */
 
 /* Builds "<prefix>:<kind>" or "<prefix>:<kind>:<name>" (name may be NULL).
  * Returns 0 or ENMS_ETOOBIG. */
@@ -76,8 +76,8 @@ int lease_renew(redisContext *ctx, const char *prefix, const char *job_id, const
                 int attempt, int ttl_ms, char *err, size_t errlen);
 
 /* Deletes the lease only if it holds "<worker>|<attempt>". 0 either way. */
-int lease_release(redisContext *ctx, const char *prefix, const char *job_id,
-                  const char *worker_id, int attempt, char *err, size_t errlen);
+int lease_release(redisContext *ctx, const char *prefix, const char *job_id, const char *worker_id,
+                  int attempt, char *err, size_t errlen);
 
 /* Reads the lease holder into holder ("<worker>|<attempt>"); ENMS_ENOTFOUND
  * when there is no lease (expired or never taken). */

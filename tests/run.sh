@@ -65,6 +65,10 @@ export ENMS_LOG_LEVEL=warn
 export ASAN_OPTIONS="abort_on_error=0:detect_leaks=1:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 
+# The suite's default database is migrated once; tests that need a database
+# of their own make one (fresh_db / migrated_db fixtures).
+"$ENMS_BIN/enmsctl" migrate >/dev/null || { echo "harness: migrate failed"; exit 1; }
+
 passed=0
 failed=0
 

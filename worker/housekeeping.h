@@ -25,7 +25,7 @@
 #include "../common/redis.h"
 
 struct housekeeping_stats {
-    int requeued;     /* lease expired, back to pending */
+    int requeued; /* lease expired, back to pending */
     int dead_lettered;
     int timed_out;
     int redispatched; /* pending in PostgreSQL, pushed to Redis again */

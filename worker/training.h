@@ -31,9 +31,9 @@ struct train_ctx {
 };
 
 struct train_result {
-    char *metrics_json;  /* malloc'd JSON object, or NULL: training_metrics */
-    char *artifact_json; /* malloc'd JSON object, or NULL: stored as a new
-                            model_versions row when the job completes */
+    char *metrics_json;   /* malloc'd JSON object, or NULL: training_metrics */
+    char *artifact_json;  /* malloc'd JSON object, or NULL: stored as a new
+                             model_versions row when the job completes */
     int training_samples; /* -1 when not applicable */
 };
 

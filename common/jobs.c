@@ -1,0 +1,318 @@
+/* jobs.c - job status transitions in PostgreSQL (see jobs.h).
+ *
+ * Each transition is one UPDATE whose WHERE clause states the expected
+ * status (and, for running jobs, the attempt): the row changes only if the
+ * job is still in that state, which is what makes concurrent finishers,
+ * cancellers and rescuers safe without locks held across round trips. */
+#include "jobs.h"
+#include "error.h"
+#include "pg.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* SQLSTATEs we act on. */
+#define SQLSTATE_UNIQUE_VIOLATION "23505"
+#define SQLSTATE_FK_VIOLATION     "23503"
+#define SQLSTATE_INVALID_TEXT     "22P02"
+
+void job_record_clear(struct job_record *job)
+{
+    free(job->params_json);
+    memset(job, 0, sizeof *job);
+}
+
+static void copy_field(char *dst, size_t dstlen, const PGresult *res, int row, int col)
+{
+    snprintf(dst, dstlen, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
+}
+
+/* Runs sql and returns its result; on an error result, returns it too (so
+ * the caller can read the SQLSTATE) with *failed set. NULL only when no
+ * result at all came back. */
+static PGresult *exec_keep_error(PGconn *conn, const char *sql, int nparams,
+                                 const char *const *params, int *failed)
+{
+    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
+    *failed = !(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK);
+    return res;
+}
+
+static int db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
+{
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(conn);
+    enms_fail(err, errlen, ENMS_EDB, "postgresql: %s", msg && *msg ? msg : "unknown error");
+    /* One line, like every other message. */
+    if (err) {
+        for (char *p = err; *p; p++) {
+            if (*p == '\n')
+                *p = p[1] ? ' ' : '\0';
+        }
+    }
+    return ENMS_EDB;
+}
+
+/* The id of the job currently pending or running for (model_type,
+ * machine_id); ENMS_ENOTFOUND when none (it finished in the meantime). */
+static int find_active(PGconn *conn, const char *model_type, const char *machine_id, char *out,
+                       char *err, size_t errlen)
+{
+    const char *params[] = {model_type, machine_id};
+    PGresult *res = pg_exec(conn, PGRES_TUPLES_OK,
+                            "SELECT id FROM model_training_history WHERE model_type = $1 AND "
+                            "machine_id = $2 AND training_status IN ('pending', 'running') "
+                            "LIMIT 1",
+                            2, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    int rc = ENMS_ENOTFOUND;
+    if (PQntuples(res) == 1) {
+        copy_field(out, JOBS_ID_SIZE, res, 0, 0);
+        rc = ENMS_OK;
+    }
+    PQclear(res);
+    return rc;
+}
+
+int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char *existing_id,
+                char *err, size_t errlen)
+{
+    const char *params[] = {req->model_type,
+                            req->machine_id,
+                            req->trigger_type ? req->trigger_type : "manual",
+                            req->reason,
+                            req->triggered_by,
+                            req->params_json ? req->params_json : "{}",
+                            req->queue_name ? req->queue_name : "default"};
+    existing_id[0] = '\0';
+    /* A conflict whose holder finishes before we look it up is retried: the
+     * insert may succeed the second time. */
+    for (int tries = 0; tries < 3; tries++) {
+        int failed = 0;
+        PGresult *res =
+            exec_keep_error(conn,
+                            "INSERT INTO model_training_history (model_type, machine_id, "
+                            "trigger_type, reason, triggered_by, params, queue_name, stage) "
+                            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, 'queued') RETURNING id",
+                            7, params, &failed);
+        if (!failed) {
+            copy_field(job_id, JOBS_ID_SIZE, res, 0, 0);
+            PQclear(res);
+            return ENMS_OK;
+        }
+        const char *state = pg_sqlstate(res);
+        if (strcmp(state, SQLSTATE_FK_VIOLATION) == 0) {
+            PQclear(res);
+            return enms_fail(err, errlen, ENMS_ENOTFOUND, "machine %s not found", req->machine_id);
+        }
+        if (strcmp(state, SQLSTATE_UNIQUE_VIOLATION) != 0) {
+            int rc = db_error(conn, res, err, errlen);
+            PQclear(res);
+            return rc;
+        }
+        PQclear(res);
+        int rc = find_active(conn, req->model_type, req->machine_id, existing_id, err, errlen);
+        if (rc == ENMS_OK)
+            return enms_fail(err, errlen, ENMS_ECONFLICT, "Training already in progress");
+        if (rc != ENMS_ENOTFOUND)
+            return rc;
+    }
+    return enms_fail(err, errlen, ENMS_ECONFLICT, "Training already in progress");
+}
+
+int jobs_status(PGconn *conn, const char *job_id, char *status, int *attempts, char *err,
+                size_t errlen)
+{
+    const char *params[] = {job_id};
+    PGresult *res = pg_exec(conn, PGRES_TUPLES_OK,
+                            "SELECT training_status, attempts FROM model_training_history "
+                            "WHERE id = $1::uuid",
+                            1, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    int rc = ENMS_ENOTFOUND;
+    if (PQntuples(res) == 1) {
+        copy_field(status, JOBS_STATUS_SIZE, res, 0, 0);
+        if (attempts)
+            *attempts = atoi(PQgetvalue(res, 0, 1));
+        rc = ENMS_OK;
+    }
+    PQclear(res);
+    if (rc == ENMS_ENOTFOUND)
+        enms_fail(err, errlen, rc, "job %s not found", job_id);
+    return rc;
+}
+
+/* After a compare-and-set matched no row: tells "not found" from "not in
+ * the expected state" and says which state it is in. */
+static int explain_no_match(PGconn *conn, const char *job_id, const char *wanted, char *err,
+                            size_t errlen)
+{
+    char status[JOBS_STATUS_SIZE] = "";
+    int attempts = 0;
+    int rc = jobs_status(conn, job_id, status, &attempts, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    return enms_fail(err, errlen, ENMS_ECONFLICT, "job %s is %s (attempt %d), not %s", job_id,
+                     status, attempts, wanted);
+}
+
+int jobs_start(PGconn *conn, const char *job_id, const char *worker_id, struct job_record *out,
+               char *err, size_t errlen)
+{
+    const char *params[] = {job_id, worker_id};
+    memset(out, 0, sizeof *out);
+    PGresult *res =
+        pg_exec(conn, PGRES_TUPLES_OK,
+                "UPDATE model_training_history SET training_status = 'running', "
+                "attempts = attempts + 1, worker_id = $2, training_start = now(), "
+                "heartbeat_at = now(), training_end = NULL, progress = 0, stage = 'starting', "
+                "error_message = NULL "
+                "WHERE id = $1::uuid AND training_status = 'pending' "
+                "RETURNING id, model_type, machine_id, trigger_type, queue_name, attempts, "
+                "params::text",
+                2, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    int rc = ENMS_OK;
+    if (PQntuples(res) != 1) {
+        rc = explain_no_match(conn, job_id, "pending", err, errlen);
+        goto done;
+    }
+    copy_field(out->id, sizeof out->id, res, 0, 0);
+    copy_field(out->model_type, sizeof out->model_type, res, 0, 1);
+    copy_field(out->machine_id, sizeof out->machine_id, res, 0, 2);
+    copy_field(out->trigger_type, sizeof out->trigger_type, res, 0, 3);
+    copy_field(out->queue_name, sizeof out->queue_name, res, 0, 4);
+    out->attempts = atoi(PQgetvalue(res, 0, 5));
+    out->params_json = strdup(PQgetvalue(res, 0, 6));
+    if (!out->params_json)
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+done:
+    PQclear(res);
+    return rc;
+}
+
+/* Runs a compare-and-set UPDATE ... RETURNING id; 0 when one row changed,
+ * else explains why not. */
+static int cas_update(PGconn *conn, const char *sql, int nparams, const char *const *params,
+                      const char *job_id, const char *wanted, char *err, size_t errlen)
+{
+    PGresult *res = pg_exec(conn, PGRES_TUPLES_OK, sql, nparams, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    int changed = PQntuples(res);
+    PQclear(res);
+    if (changed == 1)
+        return ENMS_OK;
+    return explain_no_match(conn, job_id, wanted, err, errlen);
+}
+
+int jobs_heartbeat(PGconn *conn, const char *job_id, int attempt, int progress, const char *stage,
+                   char *err, size_t errlen)
+{
+    char attempt_text[16], progress_text[16];
+    snprintf(attempt_text, sizeof attempt_text, "%d", attempt);
+    snprintf(progress_text, sizeof progress_text, "%d", progress);
+    const char *params[] = {job_id, attempt_text, progress >= 0 ? progress_text : NULL, stage};
+    char wanted[48];
+    snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
+    return cas_update(conn,
+                      "UPDATE model_training_history SET heartbeat_at = now(), "
+                      "progress = COALESCE($3::smallint, progress), stage = COALESCE($4, stage) "
+                      "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' "
+                      "RETURNING id",
+                      4, params, job_id, wanted, err, errlen);
+}
+
+int jobs_finish(PGconn *conn, const char *job_id, int attempt, const char *status,
+                const char *error_message, const char *metrics_json, char *err, size_t errlen)
+{
+    if (strcmp(status, "completed") != 0 && strcmp(status, "failed") != 0)
+        return enms_fail(err, errlen, ENMS_EINVAL, "jobs_finish: status %s", status);
+    char attempt_text[16];
+    snprintf(attempt_text, sizeof attempt_text, "%d", attempt);
+    const char *params[] = {job_id, attempt_text, status, error_message, metrics_json};
+    char wanted[48];
+    snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
+    return cas_update(
+        conn,
+        "UPDATE model_training_history SET training_status = $3, training_end = now(), "
+        "training_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM now() - training_start)), "
+        "error_message = $4, training_metrics = COALESCE($5::jsonb, training_metrics), "
+        "progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END, stage = $3, "
+        "heartbeat_at = now() "
+        "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' RETURNING id",
+        5, params, job_id, wanted, err, errlen);
+}
+
+int jobs_cancel(PGconn *conn, const char *job_id, char *prev_status, char *err, size_t errlen)
+{
+    const char *params[] = {job_id};
+    prev_status[0] = '\0';
+    /* The CTE reads the status under the row lock, so prev_status is the
+     * state this very UPDATE moved the job out of. */
+    PGresult *res = pg_exec(conn, PGRES_TUPLES_OK,
+                            "WITH old AS (SELECT id, training_status FROM model_training_history "
+                            "WHERE id = $1::uuid FOR UPDATE) "
+                            "UPDATE model_training_history j SET training_status = 'cancelled', "
+                            "training_end = now(), cancel_requested_at = now(), "
+                            "stage = 'cancelled', error_message = 'cancelled by request', "
+                            "training_duration_seconds = CASE WHEN j.training_start IS NULL "
+                            "THEN NULL ELSE GREATEST(0, EXTRACT(EPOCH FROM now() - "
+                            "j.training_start)) END "
+                            "FROM old WHERE j.id = old.id AND old.training_status IN "
+                            "('pending', 'running') RETURNING old.training_status",
+                            1, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    int rc = ENMS_OK;
+    if (PQntuples(res) == 1) {
+        copy_field(prev_status, JOBS_STATUS_SIZE, res, 0, 0);
+    } else {
+        rc = jobs_status(conn, job_id, prev_status, NULL, err, errlen);
+        if (rc == ENMS_OK)
+            rc = enms_fail(err, errlen, ENMS_ECONFLICT, "job already %s", prev_status);
+    }
+    PQclear(res);
+    return rc;
+}
+
+int jobs_release(PGconn *conn, const char *job_id, int attempt, const char *reason, char *err,
+                 size_t errlen)
+{
+    char attempt_text[16];
+    snprintf(attempt_text, sizeof attempt_text, "%d", attempt);
+    const char *params[] = {job_id, attempt_text, reason ? reason : "released"};
+    char wanted[48];
+    snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
+    return cas_update(conn,
+                      "UPDATE model_training_history SET training_status = 'pending', "
+                      "stage = $3, progress = 0, heartbeat_at = NULL "
+                      "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' "
+                      "RETURNING id",
+                      3, params, job_id, wanted, err, errlen);
+}
+
+int jobs_alert_failed(PGconn *conn, const char *job_id, const char *message, char *err,
+                      size_t errlen)
+{
+    const char *params[] = {job_id, message};
+    PGresult *res = pg_exec(
+        conn, PGRES_TUPLES_OK,
+        "INSERT INTO model_alerts (alert_type, severity, model_type, machine_id, alert_message, "
+        "alert_details) SELECT 'training_failed', 'critical', model_type, machine_id, $2, "
+        "jsonb_build_object('job_id', id, 'attempts', attempts, 'worker_id', worker_id, "
+        "'error_message', error_message) FROM model_training_history WHERE id = $1::uuid "
+        "RETURNING id",
+        2, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    int rc = PQntuples(res) == 1
+                 ? ENMS_OK
+                 : enms_fail(err, errlen, ENMS_ENOTFOUND, "job %s not found", job_id);
+    PQclear(res);
+    return rc;
+}

@@ -1,0 +1,340 @@
+/* queue.c - the Redis side of the job pipeline (see queue.h for the layout). */
+#include "queue.h"
+#include "error.h"
+
+#include <stdio.h>
+#include <string.h>
+
+/* Extends or deletes a lease only while it still holds the caller's
+ * "<worker>|<attempt>": a check-then-act that must be atomic, hence Lua. */
+static const char LEASE_RENEW_LUA[] =
+    "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+    "return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end";
+static const char LEASE_RELEASE_LUA[] = "if redis.call('GET', KEYS[1]) == ARGV[1] then "
+                                        "return redis.call('DEL', KEYS[1]) else return 0 end";
+/* Take the lock when free, or extend it when we already hold it. */
+static const char LOCK_LUA[] =
+    "local v = redis.call('GET', KEYS[1]) "
+    "if v == false or v == ARGV[1] then "
+    "redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2]) return 1 else return 0 end";
+
+int queue_key(char *buf, size_t buflen, const char *prefix, const char *kind, const char *name)
+{
+    int n = name ? snprintf(buf, buflen, "%s:%s:%s", prefix, kind, name)
+                 : snprintf(buf, buflen, "%s:%s", prefix, kind);
+    if (n < 0 || (size_t)n >= buflen)
+        return ENMS_ETOOBIG;
+    return ENMS_OK;
+}
+
+/* Checks a reply: NULL (I/O error, context now dead) and error replies
+ * become ENMS_EREDIS with the reason. Frees nothing. */
+static int reply_check(redisContext *ctx, const redisReply *reply, const char *what, char *err,
+                       size_t errlen)
+{
+    if (!reply)
+        return enms_fail(err, errlen, ENMS_EREDIS, "redis: %s: %s", what,
+                         ctx->errstr[0] ? ctx->errstr : "no reply");
+    if (reply->type == REDIS_REPLY_ERROR)
+        return enms_fail(err, errlen, ENMS_EREDIS, "redis: %s: %s", what, reply->str);
+    return ENMS_OK;
+}
+
+/* Runs a command whose reply only needs checking. */
+static int command_ok(redisContext *ctx, redisReply *reply, const char *what, char *err,
+                      size_t errlen)
+{
+    int rc = reply_check(ctx, reply, what, err, errlen);
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+static int key_or_fail(char *buf, size_t buflen, const char *prefix, const char *kind,
+                       const char *name, char *err, size_t errlen)
+{
+    if (queue_key(buf, buflen, prefix, kind, name) != ENMS_OK)
+        return enms_fail(err, errlen, ENMS_ETOOBIG, "redis key %s:%s too long", prefix, kind);
+    return ENMS_OK;
+}
+
+int queue_is_uuid(const char *text, size_t len)
+{
+    if (!text || len != QUEUE_ID_LEN)
+        return 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = text[i];
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (c != '-')
+                return 0;
+        } else if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
+int queue_push(redisContext *ctx, const char *prefix, const char *queue_name, const char *job_id,
+               char *err, size_t errlen)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = key_or_fail(key, sizeof key, prefix, "queue", queue_name, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    return command_ok(ctx, redisCommand(ctx, "LPUSH %s %s", key, job_id), "LPUSH", err, errlen);
+}
+
+int queue_claim(redisContext *ctx, const char *prefix, const char *queue_name,
+                const char *worker_id, int timeout_s, char *job_id, char *err, size_t errlen)
+{
+    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX];
+    int rc;
+    if ((rc = key_or_fail(src, sizeof src, prefix, "queue", queue_name, err, errlen)) != ENMS_OK ||
+        (rc = key_or_fail(dst, sizeof dst, prefix, "processing", worker_id, err, errlen)) !=
+            ENMS_OK)
+        return rc;
+    /* The server-side timeout stays below the client's read timeout, so a
+     * NIL reply (not an I/O error) is how an idle wait ends. */
+    redisReply *reply =
+        redisCommand(ctx, "BLMOVE %s %s RIGHT LEFT %d", src, dst, timeout_s < 1 ? 1 : timeout_s);
+    rc = reply_check(ctx, reply, "BLMOVE", err, errlen);
+    if (rc != ENMS_OK)
+        goto done;
+    if (reply->type == REDIS_REPLY_NIL) {
+        rc = ENMS_ENOTFOUND;
+        goto done;
+    }
+    if (reply->type != REDIS_REPLY_STRING) {
+        rc = enms_fail(err, errlen, ENMS_EREDIS, "redis: BLMOVE: unexpected reply type %d",
+                       reply->type);
+        goto done;
+    }
+    if (!queue_is_uuid(reply->str, reply->len)) {
+        /* Something that is not a job id was pushed by hand: drop it from
+         * our processing list so it cannot wedge the worker. */
+        freeReplyObject(redisCommand(ctx, "LREM %s 1 %b", dst, reply->str, reply->len));
+        rc = enms_fail(err, errlen, ENMS_EINVAL, "dropped a queue entry that is not a job id");
+        goto done;
+    }
+    memcpy(job_id, reply->str, QUEUE_ID_LEN);
+    job_id[QUEUE_ID_LEN] = '\0';
+    rc = ENMS_OK;
+done:
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int queue_ack(redisContext *ctx, const char *prefix, const char *worker_id, const char *job_id,
+              char *err, size_t errlen)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = key_or_fail(key, sizeof key, prefix, "processing", worker_id, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    return command_ok(ctx, redisCommand(ctx, "LREM %s 0 %s", key, job_id), "LREM", err, errlen);
+}
+
+int queue_length(redisContext *ctx, const char *key, long long *out, char *err, size_t errlen)
+{
+    redisReply *reply = redisCommand(ctx, "LLEN %s", key);
+    int rc = reply_check(ctx, reply, "LLEN", err, errlen);
+    if (rc == ENMS_OK)
+        *out = reply->type == REDIS_REPLY_INTEGER ? reply->integer : 0;
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int queue_contains(redisContext *ctx, const char *key, const char *job_id, char *err, size_t errlen)
+{
+    redisReply *reply = redisCommand(ctx, "LPOS %s %s", key, job_id);
+    int rc = reply_check(ctx, reply, "LPOS", err, errlen);
+    if (rc == ENMS_OK)
+        rc = reply->type == REDIS_REPLY_INTEGER ? 1 : 0;
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+static void lease_value(char *buf, size_t buflen, const char *worker_id, int attempt)
+{
+    snprintf(buf, buflen, "%s|%d", worker_id, attempt);
+}
+
+int lease_acquire(redisContext *ctx, const char *prefix, const char *job_id, const char *worker_id,
+                  int attempt, int ttl_ms, char *err, size_t errlen)
+{
+    char key[QUEUE_KEY_MAX], value[192];
+    int rc = key_or_fail(key, sizeof key, prefix, "lease", job_id, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    lease_value(value, sizeof value, worker_id, attempt);
+    return command_ok(ctx, redisCommand(ctx, "SET %s %s PX %d", key, value, ttl_ms), "SET lease",
+                      err, errlen);
+}
+
+/* Runs one of the lease scripts; returns its integer result or a negative
+ * enms_err. */
+static int lease_script(redisContext *ctx, const char *script, const char *prefix,
+                        const char *job_id, const char *worker_id, int attempt, int ttl_ms,
+                        char *err, size_t errlen)
+{
+    char key[QUEUE_KEY_MAX], value[192], ttl[16];
+    int rc = key_or_fail(key, sizeof key, prefix, "lease", job_id, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    lease_value(value, sizeof value, worker_id, attempt);
+    snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+    redisReply *reply = redisCommand(ctx, "EVAL %s 1 %s %s %s", script, key, value, ttl);
+    rc = reply_check(ctx, reply, "EVAL lease", err, errlen);
+    if (rc == ENMS_OK)
+        rc = reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 ? 1 : 0;
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int lease_renew(redisContext *ctx, const char *prefix, const char *job_id, const char *worker_id,
+                int attempt, int ttl_ms, char *err, size_t errlen)
+{
+    int rc =
+        lease_script(ctx, LEASE_RENEW_LUA, prefix, job_id, worker_id, attempt, ttl_ms, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (rc == 0)
+        return enms_fail(err, errlen, ENMS_ECONFLICT,
+                         "lease of job %s attempt %d expired or taken over", job_id, attempt);
+    return ENMS_OK;
+}
+
+int lease_release(redisContext *ctx, const char *prefix, const char *job_id, const char *worker_id,
+                  int attempt, char *err, size_t errlen)
+{
+    int rc =
+        lease_script(ctx, LEASE_RELEASE_LUA, prefix, job_id, worker_id, attempt, 0, err, errlen);
+    return rc < 0 ? rc : ENMS_OK;
+}
+
+int lease_get(redisContext *ctx, const char *prefix, const char *job_id, char *holder,
+              size_t holderlen, char *err, size_t errlen)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = key_or_fail(key, sizeof key, prefix, "lease", job_id, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    redisReply *reply = redisCommand(ctx, "GET %s", key);
+    rc = reply_check(ctx, reply, "GET lease", err, errlen);
+    if (rc == ENMS_OK) {
+        if (reply->type == REDIS_REPLY_STRING)
+            snprintf(holder, holderlen, "%.*s", (int)reply->len, reply->str);
+        else
+            rc = ENMS_ENOTFOUND;
+    }
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int job_live_set(redisContext *ctx, const char *prefix, const char *job_id, int nfields,
+                 const char *const *fields, const char *const *values, int ttl_s, char *err,
+                 size_t errlen)
+{
+    enum { MAX_FIELDS = 16 };
+    char key[QUEUE_KEY_MAX];
+    const char *argv[2 + 2 * MAX_FIELDS];
+    size_t argvlen[2 + 2 * MAX_FIELDS];
+    int rc = key_or_fail(key, sizeof key, prefix, "job", job_id, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    if (nfields < 1 || nfields > MAX_FIELDS)
+        return enms_fail(err, errlen, ENMS_EINVAL, "job_live_set: %d fields", nfields);
+    int argc = 0;
+    argv[argc] = "HSET";
+    argvlen[argc++] = 4;
+    argv[argc] = key;
+    argvlen[argc++] = strlen(key);
+    for (int i = 0; i < nfields; i++) {
+        argv[argc] = fields[i];
+        argvlen[argc++] = strlen(fields[i]);
+        argv[argc] = values[i] ? values[i] : "";
+        argvlen[argc++] = values[i] ? strlen(values[i]) : 0;
+    }
+    /* Both commands in one round trip. */
+    redisAppendCommandArgv(ctx, argc, argv, argvlen);
+    redisAppendCommand(ctx, "EXPIRE %s %d", key, ttl_s);
+    for (int i = 0; i < 2; i++) {
+        redisReply *reply = NULL;
+        if (redisGetReply(ctx, (void **)&reply) != REDIS_OK)
+            return enms_fail(err, errlen, ENMS_EREDIS, "redis: HSET job: %s", ctx->errstr);
+        int one = reply_check(ctx, reply, "HSET job", err, errlen);
+        if (one != ENMS_OK && rc == ENMS_OK)
+            rc = one;
+        freeReplyObject(reply);
+    }
+    return rc;
+}
+
+int cancel_flag_set(redisContext *ctx, const char *prefix, const char *job_id, char *err,
+                    size_t errlen)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = key_or_fail(key, sizeof key, prefix, "cancel", job_id, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    return command_ok(ctx, redisCommand(ctx, "SET %s 1 EX 3600", key), "SET cancel", err, errlen);
+}
+
+int cancel_flag_get(redisContext *ctx, const char *prefix, const char *job_id, char *err,
+                    size_t errlen)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = key_or_fail(key, sizeof key, prefix, "cancel", job_id, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    redisReply *reply = redisCommand(ctx, "EXISTS %s", key);
+    rc = reply_check(ctx, reply, "EXISTS cancel", err, errlen);
+    if (rc == ENMS_OK)
+        rc = reply->type == REDIS_REPLY_INTEGER && reply->integer > 0 ? 1 : 0;
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
+int events_publish(redisContext *ctx, const char *prefix, const char *json, char *err,
+                   size_t errlen)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = key_or_fail(key, sizeof key, prefix, "events", NULL, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    return command_ok(ctx, redisCommand(ctx, "PUBLISH %s %s", key, json), "PUBLISH", err, errlen);
+}
+
+int dead_letter_push(redisContext *ctx, const char *prefix, const char *job_id, char *err,
+                     size_t errlen)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = key_or_fail(key, sizeof key, prefix, "dead", NULL, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    return command_ok(ctx, redisCommand(ctx, "LPUSH %s %s", key, job_id), "LPUSH dead", err,
+                      errlen);
+}
+
+int housekeeping_lock(redisContext *ctx, const char *prefix, const char *holder, int ttl_ms,
+                      char *err, size_t errlen)
+{
+    char key[QUEUE_KEY_MAX], ttl[16];
+    int rc = key_or_fail(key, sizeof key, prefix, "lock", "housekeeping", err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+    redisReply *reply = redisCommand(ctx, "EVAL %s 1 %s %s %s", LOCK_LUA, key, holder, ttl);
+    rc = reply_check(ctx, reply, "EVAL lock", err, errlen);
+    if (rc == ENMS_OK && !(reply->type == REDIS_REPLY_INTEGER && reply->integer == 1))
+        rc = ENMS_ECONFLICT;
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
