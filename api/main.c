@@ -7,6 +7,7 @@
 #include "../common/log.h"
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -129,6 +130,9 @@ int main(int argc, char **argv)
         log_info("received %s, stopping", signo == SIGINT ? "SIGINT" : "SIGTERM");
     rc = 0;
 done:
+    /* Open event streams poll this flag; without it mg_stop would wait for
+     * their clients to leave. */
+    atomic_store(&server.stopping, 1);
     if (ctx)
         mg_stop(ctx);
     mg_exit_library();

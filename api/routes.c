@@ -18,6 +18,13 @@ void routes_register(struct mg_context *ctx, void *server)
 {
     mg_set_request_handler(ctx, "/healthz$", route_healthz, server);
     mg_set_request_handler(ctx, "/readyz$", route_readyz, server);
+    mg_set_request_handler(ctx, "/api/v1/model-performance/retrain/trigger$", route_retrain_trigger,
+                           server);
+    mg_set_request_handler(ctx, "/api/v1/jobs$", route_jobs_list, server);
+    mg_set_request_handler(ctx, "/api/v1/jobs/", route_jobs_item, server);
+    mg_set_request_handler(ctx, "/api/v1/queue$", route_queue, server);
+    mg_set_request_handler(ctx, "/api/v1/machines$", route_machines, server);
+    mg_set_request_handler(ctx, "/api/v1/events$", route_events, server);
     mg_set_request_handler(ctx, "/api$", route_api_not_found, server);
     mg_set_request_handler(ctx, "/api/", route_api_not_found, server);
 }

@@ -4,7 +4,9 @@
 #ifndef ENMS_API_ROUTES_H
 #define ENMS_API_ROUTES_H
 
+#include <stddef.h>
 #include <civetweb.h>
+#include <hiredis.h>
 
 /* Installs every handler on ctx; cbdata of each is the api_server. */
 void routes_register(struct mg_context *ctx, void *server);
@@ -12,5 +14,42 @@ void routes_register(struct mg_context *ctx, void *server);
 /* routes_health.c */
 int route_healthz(struct mg_connection *conn, void *cbdata);
 int route_readyz(struct mg_connection *conn, void *cbdata);
+
+/* routes_retrain.c: POST /api/v1/model-performance/retrain/trigger */
+int route_retrain_trigger(struct mg_connection *conn, void *cbdata);
+
+/* routes_jobs.c: GET /api/v1/jobs, GET /api/v1/jobs/{id},
+ * POST /api/v1/jobs/{id}/cancel */
+int route_jobs_list(struct mg_connection *conn, void *cbdata);
+int route_jobs_item(struct mg_connection *conn, void *cbdata);
+
+/* routes_queue.c: GET /api/v1/queue */
+int route_queue(struct mg_connection *conn, void *cbdata);
+
+/* routes_machines.c: GET /api/v1/machines */
+int route_machines(struct mg_connection *conn, void *cbdata);
+
+/* routes_events.c: GET /api/v1/events (Server-Sent Events) */
+int route_events(struct mg_connection *conn, void *cbdata);
+
+/* A job event as published on <p>:events and streamed by /api/v1/events.
+ * Strings are borrowed; NULL ones are sent as null. */
+struct job_event {
+    const char *event; /* training.queued, training.cancelled, ... */
+    const char *job_id;
+    const char *status;
+    int progress_pct;
+    const char *stage;
+    const char *model_type;
+    const char *machine_id;
+    int attempt;
+    const char *worker_id;
+    const char *error_message;
+};
+
+/* routes_events.c: builds the event's JSON (with published_at = now) and
+ * PUBLISHes it on <prefix>:events. Returns 0 or a negative enms_err. */
+int job_event_publish(redisContext *redis, const char *prefix, const struct job_event *ev,
+                      char *err, size_t errlen);
 
 #endif

@@ -7,6 +7,7 @@
 #ifndef ENMS_API_SERVER_H
 #define ENMS_API_SERVER_H
 
+#include <stdatomic.h>
 #include <civetweb.h>
 #include <hiredis.h>
 #include <libpq-fe.h>
@@ -17,6 +18,10 @@
 struct api_server {
     const struct enms_config *cfg; /* read-only after start-up */
     struct redis_url redis;        /* parsed cfg->redis_url */
+    /* Set to 1 by main() before mg_stop(): mg_stop waits for every handler
+     * to return, so long-lived handlers (event streams) poll this. */
+    atomic_int stopping;
+    atomic_int sse_streams; /* event streams open now (capped by cfg->sse_max_streams) */
 };
 
 struct api_thread {

@@ -1,0 +1,241 @@
+/* routes_retrain.c - POST /api/v1/model-performance/retrain/trigger: checks
+ * the request, records a pending job in PostgreSQL, then hands its id to
+ * Redis (live hash, event, queue push) and answers 202.
+ *
+ * PostgreSQL decides everything that matters: the machine must exist (its
+ * foreign key) and only one job per (model_type, machine_id) may be active
+ * (the partial unique index), so concurrent triggers need no lock here.
+ * Redis failures after the row is written do not fail the request: the job
+ * is recorded, and housekeeping pushes pending jobs missing from Redis. */
+#include "http.h"
+#include "jobs_query.h"
+#include "params.h"
+#include "routes.h"
+#include "server.h"
+#include "../common/error.h"
+#include "../common/jobs.h"
+#include "../common/log.h"
+#include "../common/queue.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define REASON_MAX         500
+#define PARAMS_OBJECT_MAX  4096
+#define DEFAULT_REASON     "manual retrain"
+#define PROBE_STEPS_DFLT   10
+#define PROBE_STEP_MS_DFLT 100
+
+static const char *const MODEL_TYPES[] = {"baseline", "anomaly", "forecast_arima", NULL};
+static const char *const MODEL_TYPES_PROBE[] = {"baseline", "anomaly", "forecast_arima", "probe",
+                                                NULL};
+static const char *const TRIGGER_TYPES[] = {
+    "manual", "scheduled", "drift", "drift_detected", "performance_degradation", "ab_test", NULL};
+
+enum { F_MODEL_TYPE, F_MACHINE_ID, F_TRIGGER_TYPE, F_REASON, F_PARAMS, F_COUNT };
+
+static const struct param_spec TRIGGER_FIELDS[F_COUNT] = {
+    [F_MODEL_TYPE] = {.name = "model_type",
+                      .type = PARAM_ENUM,
+                      .required = 1,
+                      .choices = MODEL_TYPES},
+    [F_MACHINE_ID] = {.name = "machine_id", .type = PARAM_UUID, .required = 1},
+    [F_TRIGGER_TYPE] = {.name = "trigger_type", .type = PARAM_ENUM, .choices = TRIGGER_TYPES},
+    [F_REASON] = {.name = "reason", .type = PARAM_STRING, .max_len = REASON_MAX},
+    [F_PARAMS] = {.name = "params", .type = PARAM_OBJECT, .max_len = PARAMS_OBJECT_MAX},
+};
+
+/* What `params` may hold. Probe jobs exercise the queue: how many steps,
+ * how long each, and at which step to fail, crash the worker or hang. The
+ * real model types take the training window, in days back from now. */
+static const struct param_spec PROBE_PARAMS[] = {
+    {.name = "steps", .type = PARAM_INT, .min = 1, .max = 100000},
+    {.name = "step_ms", .type = PARAM_INT, .min = 0, .max = 60000},
+    {.name = "fail_at", .type = PARAM_INT, .min = 1, .max = 100000},
+    {.name = "crash_at", .type = PARAM_INT, .min = 1, .max = 100000},
+    {.name = "hang_at", .type = PARAM_INT, .min = 1, .max = 100000},
+};
+static const struct param_spec MODEL_PARAMS[] = {
+    {.name = "days", .type = PARAM_INT, .min = 1, .max = 3650},
+};
+
+/* Seconds a job of this type takes when no completed job tells us better. */
+static double default_duration_s(const char *model_type, const struct params *sub)
+{
+    if (strcmp(model_type, "probe") == 0) {
+        const struct param_value *steps = params_get(sub, "steps");
+        const struct param_value *step_ms = params_get(sub, "step_ms");
+        return (steps ? (double)steps->num : PROBE_STEPS_DFLT) *
+               (step_ms ? (double)step_ms->num : PROBE_STEP_MS_DFLT) / 1000.0;
+    }
+    if (strcmp(model_type, "baseline") == 0)
+        return 30;
+    if (strcmp(model_type, "anomaly") == 0)
+        return 60;
+    return 120;
+}
+
+static int reply_conflict(struct mg_connection *conn, const char *existing_id)
+{
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj)
+        return http_reply_error(conn, 500, "out of memory");
+    cJSON_AddFalseToObject(obj, "triggered");
+    cJSON_AddStringToObject(obj, "reason", "Training already in progress");
+    if (existing_id[0])
+        cJSON_AddStringToObject(obj, "training_job_id", existing_id);
+    else
+        cJSON_AddNullToObject(obj, "training_job_id");
+    cJSON_AddStringToObject(obj, "detail", "Training already in progress");
+    int status = http_reply_item(conn, 409, obj);
+    cJSON_Delete(obj);
+    return status;
+}
+
+/* Puts the new job into Redis: live hash, queued event, then the queue push
+ * last, so that a worker popping it at once finds the hash already written
+ * and its own "started" can never be overwritten by our "pending". Returns 1
+ * when the push succeeded. */
+static int dispatch(struct mg_connection *conn, const char *job_id, const char *model_type,
+                    const char *machine_id)
+{
+    const struct api_server *srv = api_server_of(conn);
+    const char *prefix = srv->cfg->redis_prefix;
+    char err[256];
+    char updated[24];
+    redisContext *r = api_redis(conn, err, sizeof err);
+    if (!r) {
+        log_event(LOG_WARN, job_id,
+                  "job recorded but not queued (redis: %s); housekeeping "
+                  "will dispatch it",
+                  err);
+        return 0;
+    }
+    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
+    const char *fields[] = {"status",     "progress",   "stage",  "attempt",
+                            "model_type", "machine_id", "updated"};
+    const char *values[] = {"pending", "0", "queued", "0", model_type, machine_id, updated};
+    if (job_live_set(r, prefix, job_id, 7, fields, values, QUEUE_JOB_TTL_S, err, sizeof err) !=
+        ENMS_OK)
+        log_event(LOG_WARN, job_id, "live state not written: %s", err);
+    struct job_event ev = {.event = "training.queued",
+                           .job_id = job_id,
+                           .status = "pending",
+                           .stage = "queued",
+                           .model_type = model_type,
+                           .machine_id = machine_id};
+    if (job_event_publish(r, prefix, &ev, err, sizeof err) != ENMS_OK)
+        log_event(LOG_WARN, job_id, "queued event not published: %s", err);
+    if (queue_push(r, prefix, QUEUE_DEFAULT, job_id, err, sizeof err) != ENMS_OK) {
+        log_event(LOG_WARN, job_id,
+                  "job recorded but not queued (%s); housekeeping will "
+                  "dispatch it",
+                  err);
+        return 0;
+    }
+    return 1;
+}
+
+int route_retrain_trigger(struct mg_connection *conn, void *cbdata)
+{
+    const struct api_server *srv = cbdata;
+    const struct enms_config *cfg = srv->cfg;
+    const struct mg_request_info *ri = mg_get_request_info(conn);
+    struct param_spec fields[F_COUNT];
+    struct params p, sub;
+    char *body = NULL;
+    size_t bodylen = 0;
+    char err[512];
+    char job_id[JOBS_ID_SIZE] = "", existing[JOBS_ID_SIZE] = "";
+    char estimate[JOBS_ISO_TIME_SZ] = "";
+    cJSON *obj = NULL;
+    int status;
+
+    memcpy(fields, TRIGGER_FIELDS, sizeof fields);
+    if (cfg->enable_probe)
+        fields[F_MODEL_TYPE].choices = MODEL_TYPES_PROBE;
+    params_init(&p, fields, F_COUNT, NULL);
+    params_init(&sub, MODEL_PARAMS, 1, "params.");
+
+    if (!http_method_is(conn, "POST"))
+        return http_reply_error(conn, 405, "use POST");
+    int rc = http_read_body(conn, cfg->http_max_body, &body, &bodylen);
+    if (rc < 0)
+        return -rc;
+    if (params_read(&p, ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, body,
+                    bodylen, err, sizeof err) != ENMS_OK) {
+        status = http_reply_error(conn, 400, "%s", err);
+        goto done;
+    }
+    const char *model_type = params_text(&p, "model_type", NULL);
+    const char *machine_id = params_text(&p, "machine_id", NULL);
+    const char *trigger_type = params_text(&p, "trigger_type", "manual");
+    const char *reason = params_text(&p, "reason", DEFAULT_REASON);
+    const char *params_json = params_text(&p, "params", NULL);
+    if (strcmp(model_type, "probe") == 0)
+        params_init(&sub, PROBE_PARAMS, sizeof PROBE_PARAMS / sizeof PROBE_PARAMS[0], "params.");
+    if (params_json &&
+        params_parse_json(&sub, params_json, strlen(params_json), err, sizeof err) != ENMS_OK) {
+        status = http_reply_error(conn, 400, "%s", err);
+        goto done;
+    }
+
+    PGconn *pg = api_pg(conn, err, sizeof err);
+    if (!pg) {
+        status = http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+        goto done;
+    }
+    struct job_request req = {.model_type = model_type,
+                              .machine_id = machine_id,
+                              .trigger_type = trigger_type,
+                              .reason = reason,
+                              .triggered_by = "api",
+                              .params_json = params_json};
+    rc = jobs_create(pg, &req, job_id, existing, err, sizeof err);
+    if (rc == ENMS_ENOTFOUND) {
+        status = http_reply_error(conn, 404, "machine %s not found", machine_id);
+        goto done;
+    }
+    if (rc == ENMS_ECONFLICT) {
+        status = reply_conflict(conn, existing);
+        goto done;
+    }
+    if (rc != ENMS_OK) {
+        status = PQstatus(pg) == CONNECTION_OK
+                     ? http_reply_error(conn, 500, "job not recorded: %s", err)
+                     : http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+        goto done;
+    }
+    log_event(LOG_INFO, job_id, "queued %s for machine %s (%s)", model_type, machine_id,
+              trigger_type);
+    if (jobs_query_estimate(pg, model_type, default_duration_s(model_type, &sub), estimate, err,
+                            sizeof err) != ENMS_OK)
+        log_event(LOG_WARN, job_id, "no completion estimate: %s", err);
+    dispatch(conn, job_id, model_type, machine_id);
+
+    obj = cJSON_CreateObject();
+    if (!obj) {
+        status = http_reply_error(conn, 500, "out of memory");
+        goto done;
+    }
+    cJSON_AddTrueToObject(obj, "triggered");
+    cJSON_AddStringToObject(obj, "training_job_id", job_id);
+    cJSON_AddStringToObject(obj, "status", "pending");
+    cJSON_AddStringToObject(obj, "trigger_type", trigger_type);
+    cJSON_AddStringToObject(obj, "reason", reason);
+    cJSON_AddStringToObject(obj, "model_type", model_type);
+    cJSON_AddStringToObject(obj, "machine_id", machine_id);
+    if (estimate[0])
+        cJSON_AddStringToObject(obj, "estimated_completion", estimate);
+    else
+        cJSON_AddNullToObject(obj, "estimated_completion");
+    status = http_reply_item(conn, 202, obj);
+done:
+    cJSON_Delete(obj);
+    params_free(&sub);
+    params_free(&p);
+    free(body);
+    return status;
+}
