@@ -22,7 +22,7 @@ static int drain_replies(redisContext *ctx, int count, char *err, size_t errlen)
 }
 
 int registry_announce(redisContext *ctx, const struct worker_identity *w, const char *state,
-                      char *err, size_t errlen)
+                      const char *job_id, char *err, size_t errlen)
 {
     char set_key[256], hash_key[384], suffix[300];
     char pid[24], started[24], beat[24];
@@ -38,8 +38,14 @@ int registry_announce(redisContext *ctx, const struct worker_identity *w, const 
     redisAppendCommand(ctx, "SADD %s %s", set_key, w->id);
     redisAppendCommand(ctx, "HSET %s host %s pid %s started %s last_beat %s state %s", hash_key,
                        w->host, pid, started, beat, state);
+    /* The job field goes when the worker is idle, so a reader never sees a
+     * job the worker no longer holds. */
+    if (job_id)
+        redisAppendCommand(ctx, "HSET %s job %s", hash_key, job_id);
+    else
+        redisAppendCommand(ctx, "HDEL %s job", hash_key);
     redisAppendCommand(ctx, "EXPIRE %s %d", hash_key, w->ttl_s);
-    return drain_replies(ctx, 3, err, errlen);
+    return drain_replies(ctx, 4, err, errlen);
 }
 
 int registry_withdraw(redisContext *ctx, const struct worker_identity *w, char *err, size_t errlen)

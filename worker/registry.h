@@ -4,8 +4,9 @@
  *   <prefix>:workers          set   ids of workers that registered
  *   <prefix>:worker:<id>      hash  host, pid, started, last_beat, state, job
  *
- * A worker whose hash expired is dead as far as anyone can tell; the queue
- * issue's housekeeping acts on that. */
+ * state is "idle", "busy" (job names the job it holds) or "stopping". A
+ * worker whose hash expired is dead as far as anyone can tell; housekeeping
+ * acts on that. */
 #ifndef ENMS_WORKER_REGISTRY_H
 #define ENMS_WORKER_REGISTRY_H
 
@@ -22,10 +23,11 @@ struct worker_identity {
     int ttl_s;
 };
 
-/* Adds the worker to the set and writes its hash with the TTL. 0 or
+/* Adds the worker to the set and writes its hash with the TTL. job_id is the
+ * job the worker holds, or NULL (the job field is then removed). 0 or
  * ENMS_EREDIS with the reason in err. */
 int registry_announce(redisContext *ctx, const struct worker_identity *w, const char *state,
-                      char *err, size_t errlen);
+                      const char *job_id, char *err, size_t errlen);
 
 /* Removes the worker's hash and its set entry (clean shutdown). */
 int registry_withdraw(redisContext *ctx, const struct worker_identity *w, char *err, size_t errlen);
