@@ -4,6 +4,7 @@
 #include "../common/error.h"
 #include "../common/log.h"
 
+#include <gsl/gsl_errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -17,13 +18,18 @@ static const struct ctl_command commands[] = {
     {"migrate", ctl_migrate, "apply database migrations (--status to list them)"},
     {"seed", ctl_seed, "load demo machines and a year of hourly readings"},
     {"import", ctl_import, "load hourly readings from a CSV file (or --gretl FILE)"},
+    {"status", ctl_status, "queues, dead-letter list, workers and job counts (--json)"},
+    {"jobs", ctl_jobs, "list jobs, newest first (--status, --model-type, --machine-id, --limit)"},
+    {"cancel", ctl_cancel, "cancel a pending or running job: cancel JOB_ID"},
+    {"requeue", ctl_requeue, "put failed jobs back to pending: requeue JOB_ID | --all"},
+    {"housekeeping", ctl_housekeeping, "run one housekeeping pass now and print what it did"},
 };
 
 static void print_usage(FILE *out)
 {
     fprintf(out, "usage: enmsctl COMMAND [options]\n\ncommands:\n");
     for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
-        fprintf(out, "  %-10s %s\n", commands[i].name, commands[i].summary);
+        fprintf(out, "  %-13s %s\n", commands[i].name, commands[i].summary);
     fprintf(out, "\nRun `enmsctl COMMAND --help` for a command's options. Configuration comes "
                  "from the environment:\n");
     for (size_t i = 0; i < config_var_count; i++)
@@ -48,6 +54,8 @@ int main(int argc, char **argv)
             return 2;
         }
         log_init("enmsctl", cfg.log_level);
+        /* GSL aborts the process on errors by default; models check return codes. */
+        gsl_set_error_handler_off();
         int rc = commands[i].run(&cfg, argc - 1, argv + 1);
         if (rc == ENMS_OK)
             return 0;
