@@ -58,7 +58,8 @@ $(BUILD)/bin/enms-worker: $(call obj,$(WORKER_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
 
-$(BUILD)/bin/enmsctl: $(call obj,$(CTL_SRC) $(COMMON_SRC))
+# enmsctl runs one housekeeping pass on demand: the same code the workers run.
+$(BUILD)/bin/enmsctl: $(call obj,$(CTL_SRC) $(COMMON_SRC) worker/housekeeping.c)
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
 
@@ -75,12 +76,14 @@ asan:
 FUZZ_SECONDS ?= 300
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
-FUZZ_LIB  := common/error.c ctl/csv_reading.c ctl/gretl.c
+# The pure parsers and loaders the targets exercise; each target links them all.
+FUZZ_LIB  := common/error.c common/json.c ctl/csv_reading.c ctl/gretl.c api/params.c \
+             $(wildcard worker/models/*.c)
 
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB)
 	@mkdir -p $(dir $@)
 	clang -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined $(PKG_CFLAGS) $^ -o $@ -lm
+		-fno-sanitize-recover=undefined -ffp-contract=off $(PKG_CFLAGS) $^ -o $@ $(PKG_LIBS) -lm
 
 fuzz-build: $(FUZZ_BINS)
 

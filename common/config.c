@@ -36,7 +36,7 @@ const struct config_var config_vars[] = {
     {"ENMS_IO_TIMEOUT_MS", "5000", "Redis read/write timeout (100-60000)"},
     {"ENMS_JOB_TIMEOUT_S", "1800", "a running job is failed after this long (10-86400)"},
     {"ENMS_HEARTBEAT_INTERVAL_S", "3", "worker heartbeat period (1-60)"},
-    {"ENMS_HEARTBEAT_TTL_S", "15", "a worker silent this long is dead (2-600, > interval)"},
+    {"ENMS_HEARTBEAT_TTL_S", "12", "a worker silent this long is dead (2-600, > interval)"},
     {"ENMS_MAX_ATTEMPTS", "3", "attempts before a job is dead-lettered (1-20)"},
     {"ENMS_SHUTDOWN_GRACE_S", "30", "time a stopping worker gives its job (0-3600)"},
     {"ENMS_WORKER_ID", "<host>-<pid>", "worker identity in Redis ([A-Za-z0-9._-], 1-100)"},
@@ -155,7 +155,7 @@ static void config_defaults(struct enms_config *cfg)
     cfg->io_timeout_ms = 5000;
     cfg->job_timeout_s = 1800;
     cfg->heartbeat_interval_s = 3;
-    cfg->heartbeat_ttl_s = 15;
+    cfg->heartbeat_ttl_s = 12;
     cfg->max_attempts = 3;
     cfg->shutdown_grace_s = 30;
     cfg->housekeeping_interval_s = 2;
@@ -197,7 +197,7 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     INT("ENMS_IO_TIMEOUT_MS", io_timeout_ms, 5000, 100, 60000);
     INT("ENMS_JOB_TIMEOUT_S", job_timeout_s, 1800, 10, 86400);
     INT("ENMS_HEARTBEAT_INTERVAL_S", heartbeat_interval_s, 3, 1, 60);
-    INT("ENMS_HEARTBEAT_TTL_S", heartbeat_ttl_s, 15, 2, 600);
+    INT("ENMS_HEARTBEAT_TTL_S", heartbeat_ttl_s, 12, 2, 600);
     INT("ENMS_MAX_ATTEMPTS", max_attempts, 3, 1, 20);
     INT("ENMS_SHUTDOWN_GRACE_S", shutdown_grace_s, 30, 0, 3600);
     STR("ENMS_WORKER_ID", worker_id, "");

@@ -64,6 +64,8 @@ export ENMS_TEST_TMP="$TMP"
 export ENMS_LOG_LEVEL=warn
 export ASAN_OPTIONS="abort_on_error=0:detect_leaks=1:exitcode=86"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+# Leaks inside third-party libraries we cannot fix (listed with reasons).
+export LSAN_OPTIONS="suppressions=$ROOT/tests/lsan.supp:print_suppressions=0"
 
 # The suite's default database is migrated once; tests that need a database
 # of their own make one (fresh_db / migrated_db fixtures).

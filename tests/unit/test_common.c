@@ -28,7 +28,7 @@ Test(config, defaults_are_safe)
     cr_assert_str_eq(cfg.http_addr, "127.0.0.1");
     cr_assert_eq(cfg.http_port, 8080);
     cr_assert_eq(cfg.job_timeout_s, 1800);
-    cr_assert_eq(cfg.heartbeat_ttl_s, 15);
+    cr_assert_eq(cfg.heartbeat_ttl_s, 12);
     cr_assert_str_eq(cfg.redis_prefix, "{enms}");
     cr_assert_str_eq(cfg.api_token, "");
     cr_assert(strlen(cfg.worker_id) > 0);
