@@ -1,0 +1,1471 @@
+/* arima.c - fitting and forecasting one seasonal ARIMA model with optional
+ * regressors (mean, drift, Fourier terms): the state-space form, the Kalman
+ * filter likelihood, conditional sum of squares, the optimiser loop and the
+ * forecasts. Order selection is in arima_auto.c, the artifact in
+ * arima_json.c.
+ *
+ * The likelihood follows Gardner, Harvey & Phillips (1980) and Harvey
+ * (1989, sec. 3.3): the ARMA part is in Harvey's state-space form and the
+ * differencing polynomial is carried in the state with a diffuse prior
+ * (variance kappa = 1e6), as R's stats::arima does, so missing values simply
+ * skip the update step and the likelihood is that of the differenced series.
+ * The regression coefficients are concentrated out of the likelihood by
+ * generalised least squares on the filtered innovations (the filter is
+ * linear in the data, so the innovations of y - X b are those of y minus
+ * those of X times b): the optimiser only sees the ARMA coefficients, and
+ * the optimum is the joint maximum R finds. */
+#include "arima.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <gsl/gsl_blas.h>
+#include <gsl/gsl_cdf.h>
+#include <gsl/gsl_errno.h>
+#include <gsl/gsl_multimin.h>
+#include <gsl/gsl_poly.h>
+
+#include "../../common/error.h"
+
+/* Prior variance of the differencing states (R's kappa). */
+#define KAPPA 1e6
+/* Innovations whose variance is at least this are still dominated by the
+ * diffuse prior and are left out of the likelihood, as R does. */
+#define DIFFUSE_GAIN 1e4
+/* What the objective returns for parameters it cannot evaluate. */
+#define BAD_VALUE 1e10
+/* How often (ms) to ask should_stop during a fit. */
+#define STOP_CHECK_MS 20.0
+
+size_t arima_nreg(const struct arima_spec *spec)
+{
+    int dd = spec->order.d + spec->order.D;
+    size_t k = 0;
+    if (spec->include_mean && dd == 0)
+        k++;
+    if (spec->include_drift && dd <= 1)
+        k++;
+    if (spec->fourier_k > 0)
+        k += 2 * (size_t)spec->fourier_k;
+    return k;
+}
+
+size_t arima_ncoef(const struct arima_spec *spec)
+{
+    const struct arima_order *o = &spec->order;
+    return (size_t)(o->p + o->q + o->P + o->Q) + arima_nreg(spec);
+}
+
+void arima_label(const struct arima_spec *spec, char *buf, size_t len)
+{
+    const struct arima_order *o = &spec->order;
+    int dd = o->d + o->D;
+    int off;
+    if (len == 0)
+        return;
+    if (o->P + o->D + o->Q > 0)
+        off = snprintf(buf, len, "ARIMA(%d,%d,%d)(%d,%d,%d)[%d]", o->p, o->d, o->q, o->P, o->D,
+                       o->Q, o->m);
+    else
+        off = snprintf(buf, len, "ARIMA(%d,%d,%d)", o->p, o->d, o->q);
+    if (off < 0 || (size_t)off >= len)
+        return;
+    if (spec->include_drift && dd <= 1)
+        off += snprintf(buf + off, len - (size_t)off, " with drift");
+    else if (spec->include_mean && dd == 0)
+        off += snprintf(buf + off, len - (size_t)off, " with non-zero mean");
+    if (off < 0 || (size_t)off >= len)
+        return;
+    if (spec->fourier_k > 0)
+        snprintf(buf + off, len - (size_t)off, " + Fourier(%d, K=%d)", spec->fourier_period,
+                 spec->fourier_k);
+}
+
+int arima_spec_check(const struct arima_spec *spec, char *err, size_t errlen)
+{
+    const struct arima_order *o = &spec->order;
+    if (o->p < 0 || o->q < 0 || o->p > ARIMA_MAX_P || o->q > ARIMA_MAX_P)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: p and q must be in 0..%d", ARIMA_MAX_P);
+    if (o->d < 0 || o->d > ARIMA_MAX_D)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: d must be in 0..%d", ARIMA_MAX_D);
+    if (o->P < 0 || o->Q < 0 || o->P > ARIMA_MAX_SP || o->Q > ARIMA_MAX_SP || o->D < 0 || o->D > 2)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: P and Q must be in 0..%d and D in 0..2",
+                         ARIMA_MAX_SP);
+    if (o->m < 1 || o->m > ARIMA_MAX_PERIOD)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: period must be in 1..%d",
+                         ARIMA_MAX_PERIOD);
+    if (o->m == 1 && (o->P || o->D || o->Q))
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: seasonal orders need a period > 1");
+    size_t pf = (size_t)o->p + (size_t)o->m * (size_t)o->P;
+    size_t qf = (size_t)o->q + (size_t)o->m * (size_t)o->Q;
+    size_t r = pf > qf + 1 ? pf : qf + 1;
+    size_t rd = r + (size_t)o->d + (size_t)o->m * (size_t)o->D;
+    if (rd > ARIMA_MAX_STATE)
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "arima: state dimension %zu exceeds %d (use Fourier terms for long "
+                         "periods)",
+                         rd, ARIMA_MAX_STATE);
+    if (spec->fourier_k < 0 || spec->fourier_k > ARIMA_MAX_FOURIER)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: Fourier K must be in 0..%d",
+                         ARIMA_MAX_FOURIER);
+    if (spec->fourier_k > 0 &&
+        (spec->fourier_period < 2 || 2 * spec->fourier_k >= spec->fourier_period))
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "arima: Fourier K=%d needs a period above 2K (period %d)", spec->fourier_k,
+                         spec->fourier_period);
+    if (spec->method != ARIMA_CSS_ML && spec->method != ARIMA_ML && spec->method != ARIMA_CSS)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: unknown fitting method");
+    return 0;
+}
+
+void arima_regressors(const struct arima_spec *spec, size_t nreg, size_t t0, size_t n, double *x)
+{
+    int dd = spec->order.d + spec->order.D;
+    size_t c = 0;
+    if (spec->include_mean && dd == 0) {
+        for (size_t t = 0; t < n; t++)
+            x[c * n + t] = 1.0;
+        c++;
+    }
+    if (spec->include_drift && dd <= 1) {
+        for (size_t t = 0; t < n; t++)
+            x[c * n + t] = (double)(t0 + t + 1);
+        c++;
+    }
+    /* fourier() in R's forecast package: sin and cos of 2 pi k t / m with
+     * t counted from 1 at the first training observation. The angle is
+     * reduced modulo the period first so that long series keep full
+     * precision. */
+    for (int k = 1; k <= spec->fourier_k && c + 2 <= nreg; k++) {
+        double m = (double)spec->fourier_period;
+        for (size_t t = 0; t < n; t++) {
+            double ph = fmod((double)k * (double)(t0 + t + 1), m);
+            x[c * n + t] = sin(2.0 * M_PI * ph / m);
+            x[(c + 1) * n + t] = cos(2.0 * M_PI * ph / m);
+        }
+        c += 2;
+    }
+}
+
+/* ---- polynomials ------------------------------------------------------ */
+
+/* Multiplies out the seasonal and non-seasonal AR and MA polynomials of the
+ * coefficients par (ar, ma, sar, sma): phi[0..p+mP-1] with
+ * (1 - sum phi_i B^i) = (1 - sum ar_i B^i)(1 - sum sar_j B^(jm)), and theta
+ * likewise with plus signs. Both arrays must be zeroed by the caller. */
+static void expand_arma(const struct arima_order *o, const double *par, double *phi, double *theta)
+{
+    const double *ar = par, *ma = par + o->p, *sar = ma + o->q, *sma = sar + o->P;
+    int m = o->m;
+    for (int i = 0; i < o->p; i++)
+        phi[i] += ar[i];
+    for (int j = 0; j < o->P; j++) {
+        phi[(j + 1) * m - 1] += sar[j];
+        for (int i = 0; i < o->p; i++)
+            phi[(j + 1) * m + i] -= ar[i] * sar[j];
+    }
+    for (int i = 0; i < o->q; i++)
+        theta[i] += ma[i];
+    for (int j = 0; j < o->Q; j++) {
+        theta[(j + 1) * m - 1] += sma[j];
+        for (int i = 0; i < o->q; i++)
+            theta[(j + 1) * m + i] += ma[i] * sma[j];
+    }
+}
+
+/* delta[0..d+mD-1]: (1-B)^d (1-B^m)^D = 1 - sum delta_k B^k. */
+static void expand_delta(const struct arima_order *o, double *delta)
+{
+    size_t nd = (size_t)o->d + (size_t)o->m * (size_t)o->D;
+    double c[ARIMA_MAX_STATE + 1];
+    size_t deg = 0;
+    memset(c, 0, sizeof c);
+    c[0] = 1.0;
+    for (int i = 0; i < o->d + o->D; i++) {
+        size_t lag = i < o->d ? 1 : (size_t)o->m;
+        for (size_t k = deg + lag; k >= lag; k--)
+            c[k] -= c[k - lag];
+        deg += lag;
+    }
+    for (size_t k = 0; k < nd; k++)
+        delta[k] = -c[k + 1];
+}
+
+/* Jones (1980): maps unconstrained raw[0..p-1] to the coefficients of a
+ * stationary AR(p) through partial autocorrelations tanh(raw) and the
+ * Durbin-Levinson recursion phi(k)_j = phi(k-1)_j - pacf_k phi(k-1)_(k-j). */
+static void ar_from_raw(const double *raw, int p, double *out)
+{
+    double work[ARIMA_MAX_P + 1];
+    for (int j = 0; j < p; j++)
+        out[j] = tanh(raw[j]);
+    for (int k = 1; k < p; k++) {
+        double a = out[k];
+        for (int j = 0; j < k; j++)
+            work[j] = out[j] - a * out[k - 1 - j];
+        memcpy(out, work, (size_t)k * sizeof *out);
+    }
+}
+
+/* The inverse: runs Durbin-Levinson backwards to the partial
+ * autocorrelations. Returns -1 when the AR part is not stationary (a
+ * partial autocorrelation of modulus >= 1), which is also the stationarity
+ * test R's arCheck does with polynomial roots. raw may be NULL. */
+static int ar_to_raw(const double *ar, int p, double *raw)
+{
+    double cur[ARIMA_MAX_P + 1], nxt[ARIMA_MAX_P + 1], pacf[ARIMA_MAX_P + 1];
+    memcpy(cur, ar, (size_t)p * sizeof *cur);
+    for (int k = p - 1; k >= 0; k--) {
+        double a = cur[k];
+        if (!(fabs(a) < 1.0))
+            return -1;
+        pacf[k] = a;
+        for (int j = 0; j < k; j++)
+            nxt[j] = (cur[j] + a * cur[k - 1 - j]) / (1.0 - a * a);
+        memcpy(cur, nxt, (size_t)k * sizeof *cur);
+    }
+    if (raw)
+        for (int k = 0; k < p; k++)
+            raw[k] = atanh(pacf[k]);
+    return 0;
+}
+
+/* Roots of 1 + c[0] z + ... + c[deg-1] z^deg into z (2*deg doubles,
+ * interleaved re/im). Returns the degree after trimming negligible trailing
+ * coefficients, or -1 when the root finder failed. */
+static int poly_roots(const double *c, int deg, double tiny, double *z)
+{
+    while (deg > 0 && fabs(c[deg - 1]) <= tiny)
+        deg--;
+    if (deg == 0)
+        return 0;
+    double *a = malloc((size_t)(deg + 1) * sizeof *a);
+    gsl_poly_complex_workspace *w = gsl_poly_complex_workspace_alloc((size_t)deg + 1);
+    int rc = -1;
+    if (a && w) {
+        a[0] = 1.0;
+        memcpy(a + 1, c, (size_t)deg * sizeof *a);
+        if (gsl_poly_complex_solve(a, (size_t)deg + 1, w, z) == GSL_SUCCESS)
+            rc = deg;
+    }
+    gsl_poly_complex_workspace_free(w);
+    free(a);
+    return rc;
+}
+
+/* Makes an MA polynomial invertible by reflecting roots inside the unit
+ * circle to 1/z (the likelihood is unchanged; Box & Jenkins 1976, 6.4),
+ * as R's maInvert does before and after maximum likelihood. */
+static void ma_invert(double *ma, int q)
+{
+    double z[2 * ARIMA_MAX_P + 2];
+    int deg = poly_roots(ma, q, 0.0, z);
+    if (deg <= 0)
+        return;
+    int any = 0;
+    for (int i = 0; i < deg; i++)
+        if (hypot(z[2 * i], z[2 * i + 1]) < 1.0)
+            any = 1;
+    if (!any)
+        return;
+    /* Rebuild prod (1 - B / z_i) in complex arithmetic with reflected roots. */
+    double re[ARIMA_MAX_P + 1] = {1.0}, im[ARIMA_MAX_P + 1] = {0.0};
+    for (int i = 0; i < deg; i++) {
+        double zr = z[2 * i], zi = z[2 * i + 1], m2 = zr * zr + zi * zi;
+        if (m2 < 1.0) { /* 1 / conj-free reflection: z -> 1/z */
+            zr = zr / m2;
+            zi = -zi / m2;
+            m2 = zr * zr + zi * zi;
+        }
+        double ir = zr / m2, ii = -zi / m2; /* 1 / z */
+        for (int k = i + 1; k >= 1; k--) {
+            double pr = re[k - 1] * ir - im[k - 1] * ii;
+            double pi = re[k - 1] * ii + im[k - 1] * ir;
+            re[k] -= pr;
+            im[k] -= pi;
+        }
+    }
+    for (int k = 0; k < deg; k++)
+        ma[k] = re[k + 1];
+}
+
+/* ---- fit context -------------------------------------------------------- */
+
+struct fit_ctx {
+    struct arima_order o;
+    size_t n, nreg, ncols, narma;
+    size_t kact; /* regressors profiled in the objective: nreg, or 0 while
+                    the ARMA part is fitted to y - X b for fixed b */
+    size_t pf, qf, r, nd, rd, ncond;
+    const struct model_hooks *hooks;
+    double last_check_ms;
+    int stopped;
+    int trans; /* ML objective sees Jones-transformed AR parameters */
+
+    double *y0;    /* the series as given */
+    double *cols;  /* ncols * n, column-major: y (or y - X b), regressors */
+    double *wdiff; /* the same, differenced (CSS) */
+    double *par;   /* narma: current coefficients */
+    double *phi, *theta, *delta;
+    double *q0, *dw;           /* r*r, 4*r*r: stationary covariance, doubling work */
+    double *P, *Pn, *Pold, *W; /* rd*rd each: filter covariances */
+    double *M, *a, *an;        /* rd, ncols*rd, ncols*rd */
+    double *E;                 /* n * ncols innovations (row t) */
+    unsigned char *used;       /* n */
+    double *beta, *ls;         /* nreg, nreg*(nreg+1) */
+    size_t *phi_nz, *delta_nz; /* nonzero indexes */
+    size_t nphi_nz, ndelta_nz;
+
+    /* Results of the last evaluation. */
+    double ssq, sumlog;
+    size_t nu;
+};
+
+static double now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
+/* Asks should_stop at most every STOP_CHECK_MS; sticky once it said yes. */
+static int ctx_stopping(struct fit_ctx *c)
+{
+    if (c->stopped)
+        return 1;
+    if (!c->hooks || !c->hooks->should_stop)
+        return 0;
+    double t = now_ms();
+    if (t - c->last_check_ms < STOP_CHECK_MS)
+        return 0;
+    c->last_check_ms = t;
+    if (model_should_stop(c->hooks))
+        c->stopped = 1;
+    return c->stopped;
+}
+
+static void ctx_free(struct fit_ctx *c)
+{
+    free(c->y0);
+    free(c->cols);
+    free(c->wdiff);
+    free(c->par);
+    free(c->phi);
+    free(c->theta);
+    free(c->delta);
+    free(c->q0);
+    free(c->dw);
+    free(c->P);
+    free(c->Pn);
+    free(c->Pold);
+    free(c->W);
+    free(c->M);
+    free(c->a);
+    free(c->an);
+    free(c->E);
+    free(c->used);
+    free(c->beta);
+    free(c->ls);
+    free(c->phi_nz);
+    free(c->delta_nz);
+}
+
+/* Differenced copy of one column for CSS: w_t -= w_(t-lag), per difference. */
+static void diff_column(struct fit_ctx *c, size_t col)
+{
+    size_t n = c->n;
+    double *w = c->wdiff + col * n;
+    memcpy(w, c->cols + col * n, n * sizeof *w);
+    for (int i = 0; i < c->o.d + c->o.D; i++) {
+        size_t lag = i < c->o.d ? 1 : (size_t)c->o.m;
+        for (size_t t = n; t-- > lag;)
+            w[t] -= w[t - lag];
+    }
+}
+
+static int ctx_init(struct fit_ctx *c, const struct arima_spec *spec, const double *y, size_t n,
+                    const struct model_hooks *hooks)
+{
+    const struct arima_order *o = &spec->order;
+    memset(c, 0, sizeof *c);
+    c->o = *o;
+    c->n = n;
+    c->hooks = hooks;
+    c->last_check_ms = now_ms();
+    c->nreg = arima_nreg(spec);
+    c->ncols = 1 + c->nreg;
+    c->narma = (size_t)(o->p + o->q + o->P + o->Q);
+    c->pf = (size_t)o->p + (size_t)o->m * (size_t)o->P;
+    c->qf = (size_t)o->q + (size_t)o->m * (size_t)o->Q;
+    c->r = c->pf > c->qf + 1 ? c->pf : c->qf + 1;
+    c->nd = (size_t)o->d + (size_t)o->m * (size_t)o->D;
+    c->rd = c->r + c->nd;
+    c->ncond = c->nd + c->pf;
+    size_t r = c->r, rd = c->rd, nc = c->ncols;
+
+    c->y0 = malloc(n * sizeof *c->y0);
+    c->cols = malloc(nc * n * sizeof *c->cols);
+    c->wdiff = malloc(nc * n * sizeof *c->wdiff);
+    c->par = calloc(c->narma + 1, sizeof *c->par);
+    c->phi = calloc(r, sizeof *c->phi);
+    c->theta = calloc(r, sizeof *c->theta);
+    c->delta = calloc(c->nd + 1, sizeof *c->delta);
+    c->q0 = malloc(r * r * sizeof *c->q0);
+    c->dw = malloc(4 * r * r * sizeof *c->dw);
+    c->P = malloc(rd * rd * sizeof *c->P);
+    c->Pn = malloc(rd * rd * sizeof *c->Pn);
+    c->Pold = malloc(rd * rd * sizeof *c->Pold);
+    c->W = malloc(rd * rd * sizeof *c->W);
+    c->M = malloc(rd * sizeof *c->M);
+    c->a = malloc(nc * rd * sizeof *c->a);
+    c->an = malloc(nc * rd * sizeof *c->an);
+    c->E = malloc(n * nc * sizeof *c->E);
+    c->used = malloc(n);
+    c->beta = calloc(c->nreg + 1, sizeof *c->beta);
+    c->ls = malloc((c->nreg + 1) * (c->nreg + 1) * sizeof *c->ls);
+    c->phi_nz = malloc((r + 1) * sizeof *c->phi_nz);
+    c->delta_nz = malloc((c->nd + 1) * sizeof *c->delta_nz);
+    if (!c->y0 || !c->cols || !c->wdiff || !c->par || !c->phi || !c->theta || !c->delta || !c->q0 ||
+        !c->dw || !c->P || !c->Pn || !c->Pold || !c->W || !c->M || !c->a || !c->an || !c->E ||
+        !c->used || !c->beta || !c->ls || !c->phi_nz || !c->delta_nz)
+        return ENMS_ENOMEM;
+
+    memcpy(c->y0, y, n * sizeof *y);
+    memcpy(c->cols, y, n * sizeof *y);
+    c->kact = c->nreg;
+    if (c->nreg > 0)
+        arima_regressors(spec, c->nreg, 0, n, c->cols + n);
+    expand_delta(o, c->delta);
+    for (size_t k = 0; k < c->nd; k++)
+        if (c->delta[k] != 0.0)
+            c->delta_nz[c->ndelta_nz++] = k;
+
+    for (size_t col = 0; col < nc; col++)
+        diff_column(c, col);
+    return 0;
+}
+
+/* Sets column 0 to y - X beta (beta NULL: y itself) and re-differences it. */
+static void ctx_set_response(struct fit_ctx *c, const double *beta)
+{
+    size_t n = c->n;
+    for (size_t t = 0; t < n; t++) {
+        double v = c->y0[t];
+        if (beta)
+            for (size_t j = 0; j < c->nreg; j++)
+                v -= beta[j] * c->cols[(1 + j) * n + t];
+        c->cols[t] = v;
+    }
+    diff_column(c, 0);
+}
+
+/* Sets phi, theta (state-space vectors of length r) from c->par, where the
+ * AR blocks are Jones-transformed when trans. */
+static void ctx_set_params(struct fit_ctx *c, const double *x, int trans)
+{
+    const struct arima_order *o = &c->o;
+    memcpy(c->par, x, c->narma * sizeof *x);
+    if (trans) {
+        ar_from_raw(x, o->p, c->par);
+        ar_from_raw(x + o->p + o->q, o->P, c->par + o->p + o->q);
+    }
+    memset(c->phi, 0, c->r * sizeof *c->phi);
+    memset(c->theta, 0, c->r * sizeof *c->theta);
+    /* theta[0] = 1 is the coefficient of e_t in Harvey's R vector; the
+     * expanded MA coefficients follow it. */
+    expand_arma(o, c->par, c->phi, c->theta + 1);
+    c->theta[0] = 1.0;
+    c->nphi_nz = 0;
+    for (size_t i = 0; i < c->r; i++)
+        if (c->phi[i] != 0.0)
+            c->phi_nz[c->nphi_nz++] = i;
+}
+
+/* ---- least squares on the innovations ---------------------------------- */
+
+/* Given innovations E (row t: y then the regressors) on the rows marked in
+ * used, sets beta to the least-squares coefficients and returns the
+ * residual sum of squares, or -1 when the regressors are collinear. The
+ * normal equations are solved by Cholesky (k is small) and the residuals
+ * recomputed directly so the sum of squares does not suffer cancellation. */
+static double profile_ls(struct fit_ctx *c)
+{
+    size_t k = c->kact, nc = 1 + c->kact, n = c->n;
+    double *S = c->ls, *b = c->beta;
+    if (k > 0) {
+        memset(S, 0, k * (k + 1) * sizeof *S);
+        for (size_t t = 0; t < n; t++) {
+            if (!c->used[t])
+                continue;
+            const double *e = c->E + t * nc;
+            for (size_t i = 0; i < k; i++) {
+                double xi = e[1 + i];
+                S[i * (k + 1) + k] += xi * e[0];
+                for (size_t j = 0; j <= i; j++)
+                    S[i * (k + 1) + j] += xi * e[1 + j];
+            }
+        }
+        /* Cholesky in place on the lower triangle of S (k x k, stride k+1). */
+        for (size_t j = 0; j < k; j++) {
+            double s = S[j * (k + 1) + j];
+            for (size_t l = 0; l < j; l++)
+                s -= S[j * (k + 1) + l] * S[j * (k + 1) + l];
+            if (!(s > 1e-12 * (1.0 + fabs(S[j * (k + 1) + j]))))
+                return -1.0;
+            double d = sqrt(s);
+            S[j * (k + 1) + j] = d;
+            for (size_t i = j + 1; i < k; i++) {
+                double v = S[i * (k + 1) + j];
+                for (size_t l = 0; l < j; l++)
+                    v -= S[i * (k + 1) + l] * S[j * (k + 1) + l];
+                S[i * (k + 1) + j] = v / d;
+            }
+        }
+        for (size_t i = 0; i < k; i++) { /* L z = X'y */
+            double v = S[i * (k + 1) + k];
+            for (size_t l = 0; l < i; l++)
+                v -= S[i * (k + 1) + l] * b[l];
+            b[i] = v / S[i * (k + 1) + i];
+        }
+        for (size_t i = k; i-- > 0;) { /* L' b = z */
+            double v = b[i];
+            for (size_t l = i + 1; l < k; l++)
+                v -= S[l * (k + 1) + i] * b[l];
+            b[i] = v / S[i * (k + 1) + i];
+        }
+    }
+    double ssq = 0.0;
+    for (size_t t = 0; t < n; t++) {
+        if (!c->used[t])
+            continue;
+        const double *e = c->E + t * nc;
+        double v = e[0];
+        for (size_t i = 0; i < k; i++)
+            v -= e[1 + i] * b[i];
+        ssq += v * v;
+    }
+    return ssq;
+}
+
+/* ---- conditional sum of squares ----------------------------------------- */
+
+/* R's CSS objective 0.5 log(ssq / nu): residuals of the differenced series
+ * from t = d + mD + p + mP on, with earlier residuals taken as zero. A
+ * missing value gives a zero residual that is not counted (R would let it
+ * poison every later residual of an MA model). */
+static double css_eval(struct fit_ctx *c, const double *x)
+{
+    size_t n = c->n, nc = 1 + c->kact;
+    ctx_set_params(c, x, 0);
+    const double *theta = c->theta + 1;
+    size_t qf = c->qf;
+    c->nu = 0;
+    for (size_t t = 0; t < n; t++) {
+        double *e = c->E + t * nc;
+        if (t < c->ncond) {
+            for (size_t col = 0; col < nc; col++)
+                e[col] = 0.0;
+            c->used[t] = 0;
+            continue;
+        }
+        int bad = 0;
+        for (size_t col = 0; col < nc; col++) {
+            const double *w = c->wdiff + col * n;
+            double v = w[t];
+            for (size_t j = 0; j < c->nphi_nz; j++) {
+                size_t i = c->phi_nz[j];
+                v -= c->phi[i] * w[t - i - 1];
+            }
+            size_t lim = t - c->ncond < qf ? t - c->ncond : qf;
+            for (size_t j = 0; j < lim; j++)
+                if (theta[j] != 0.0)
+                    v -= theta[j] * c->E[(t - j - 1) * nc + col];
+            e[col] = v;
+            if (col == 0 && isnan(v))
+                bad = 1;
+        }
+        if (bad)
+            for (size_t col = 0; col < nc; col++)
+                e[col] = 0.0;
+        c->used[t] = !bad;
+        c->nu += !bad;
+    }
+    if (c->nu == 0)
+        return BAD_VALUE;
+    double ssq = profile_ls(c);
+    if (!(ssq > 0.0) || !isfinite(ssq))
+        return BAD_VALUE;
+    c->ssq = ssq;
+    return 0.5 * log(ssq / (double)c->nu);
+}
+
+/* Exact gradient of css_eval at x (which it evaluates first), by
+ * differentiating the residual recursion: for the expanded coefficients,
+ * dr_t/dphi_i = -w_(t-i-1) - sum_j theta_j dr_(t-j-1)/dphi_i and
+ * dr_t/dtheta_i = -r_(t-i-1) - sum_j theta_j dr_(t-j-1)/dtheta_i, then the
+ * chain rule through the seasonal products. The regression coefficients
+ * are at their least-squares values, so by the envelope theorem only the
+ * residuals of y - X b are needed. Returns the objective value. */
+static double css_grad(struct fit_ctx *c, const double *x, double *g)
+{
+    const struct arima_order *o = &c->o;
+    size_t n = c->n, nc = 1 + c->kact, pf = c->pf, qf = c->qf, m = (size_t)o->m;
+    double f = css_eval(c, x);
+    memset(g, 0, c->narma * sizeof *g);
+    if (f >= BAD_VALUE)
+        return f;
+    double *r = malloc(n * sizeof *r), *w = malloc(n * sizeof *w);
+    double *D = malloc(n * sizeof *D), *gf = calloc(pf + qf + 1, sizeof *gf);
+    if (!r || !w || !D || !gf) {
+        f = BAD_VALUE;
+        goto done;
+    }
+    const double *theta = c->theta + 1;
+    for (size_t t = 0; t < n; t++) {
+        double rv = c->E[t * nc], wv = c->wdiff[t];
+        for (size_t j = 0; j < c->kact; j++) {
+            rv -= c->beta[j] * c->E[t * nc + 1 + j];
+            wv -= c->beta[j] * c->wdiff[(1 + j) * n + t];
+        }
+        r[t] = rv;
+        w[t] = wv;
+    }
+    for (size_t i = 0; i < pf + qf; i++) {
+        int is_ar = i < pf;
+        size_t lag = (is_ar ? i : i - pf) + 1;
+        double acc = 0.0;
+        for (size_t t = 0; t < n; t++) {
+            if (t < c->ncond || !c->used[t]) {
+                D[t] = 0.0;
+                continue;
+            }
+            size_t lim = t - c->ncond < qf ? t - c->ncond : qf;
+            double v;
+            if (is_ar)
+                v = -w[t - lag];
+            else
+                v = lag <= lim ? -r[t - lag] : 0.0;
+            for (size_t j = 0; j < lim; j++)
+                if (theta[j] != 0.0)
+                    v -= theta[j] * D[t - j - 1];
+            D[t] = v;
+            acc += r[t] * v;
+        }
+        gf[i] = acc / c->ssq; /* d/dcoef of 0.5 log(ssq / nu) */
+    }
+    const double *par = c->par;
+    const double *ar = par, *ma = par + o->p, *sar = ma + o->q, *sma = sar + o->P;
+    double *gar = g, *gma = g + o->p, *gsar = gma + o->q, *gsma = gsar + o->P;
+    const double *gphi = gf, *gth = gf + pf;
+    for (int i = 0; i < o->p; i++) {
+        gar[i] = gphi[i];
+        for (int j = 0; j < o->P; j++)
+            gar[i] -= sar[j] * gphi[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int j = 0; j < o->P; j++) {
+        gsar[j] = gphi[(size_t)(j + 1) * m - 1];
+        for (int i = 0; i < o->p; i++)
+            gsar[j] -= ar[i] * gphi[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int i = 0; i < o->q; i++) {
+        gma[i] = gth[i];
+        for (int j = 0; j < o->Q; j++)
+            gma[i] += sma[j] * gth[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int j = 0; j < o->Q; j++) {
+        gsma[j] = gth[(size_t)(j + 1) * m - 1];
+        for (int i = 0; i < o->q; i++)
+            gsma[j] += ma[i] * gth[(size_t)(j + 1) * m + (size_t)i];
+    }
+done:
+    free(r);
+    free(w);
+    free(D);
+    free(gf);
+    return f;
+}
+
+/* ---- Kalman filter -------------------------------------------------------- */
+
+/* out (rows x ld) = T * in: the transition applied to each column of in. T
+ * has the AR coefficients in its first column and ones on the
+ * superdiagonal of the ARMA block; the differencing block adds the next
+ * undifferenced value and shifts the older ones down. */
+static void t_rows(const struct fit_ctx *c, const double *in, double *out, size_t ld)
+{
+    size_t r = c->r, rd = c->rd;
+    for (size_t i = 0; i + 1 < r; i++)
+        memcpy(out + i * ld, in + (i + 1) * ld, ld * sizeof *out);
+    memset(out + (r - 1) * ld, 0, ld * sizeof *out);
+    for (size_t j = 0; j < c->nphi_nz; j++) {
+        size_t i = c->phi_nz[j];
+        double f = c->phi[i];
+        double *o = out + i * ld;
+        for (size_t l = 0; l < ld; l++)
+            o[l] += f * in[l];
+    }
+    if (c->nd > 0) {
+        for (size_t i = rd - 1; i > r; i--)
+            memcpy(out + i * ld, in + (i - 1) * ld, ld * sizeof *out);
+        double *o = out + r * ld;
+        memcpy(o, in, ld * sizeof *o);
+        for (size_t j = 0; j < c->ndelta_nz; j++) {
+            size_t k = c->delta_nz[j];
+            double f = c->delta[k];
+            const double *row = in + (r + k) * ld;
+            for (size_t l = 0; l < ld; l++)
+                o[l] += f * row[l];
+        }
+    }
+}
+
+/* y = T x for one state vector (x and y distinct). */
+static void t_vec(const struct fit_ctx *c, const double *x, double *y)
+{
+    size_t r = c->r, rd = c->rd;
+    for (size_t i = 0; i + 1 < r; i++)
+        y[i] = x[i + 1];
+    y[r - 1] = 0.0;
+    for (size_t j = 0; j < c->nphi_nz; j++)
+        y[c->phi_nz[j]] += c->phi[c->phi_nz[j]] * x[0];
+    if (c->nd > 0) {
+        double v = x[0];
+        for (size_t j = 0; j < c->ndelta_nz; j++)
+            v += c->delta[c->delta_nz[j]] * x[r + c->delta_nz[j]];
+        for (size_t i = rd - 1; i > r; i--)
+            y[i] = x[i - 1];
+        y[r] = v;
+    }
+}
+
+/* Pn = T P T' + R R'. */
+static void predict_cov(struct fit_ctx *c, const double *P, double *Pn)
+{
+    size_t rd = c->rd, r = c->r;
+    t_rows(c, P, c->W, rd); /* W = T P */
+    /* Pn = W T': row i of Pn is T applied to row i of W (P symmetric). */
+    for (size_t i = 0; i < rd; i++)
+        t_vec(c, c->W + i * rd, Pn + i * rd);
+    for (size_t i = 0; i < r; i++)
+        for (size_t j = 0; j < r; j++)
+            Pn[i * rd + j] += c->theta[i] * c->theta[j];
+}
+
+static double max_abs(const double *x, size_t n)
+{
+    double m = 0.0;
+    for (size_t i = 0; i < n; i++)
+        if (fabs(x[i]) > m)
+            m = fabs(x[i]);
+    return m;
+}
+
+/* Stationary covariance Q0 of the ARMA block (unit innovation variance):
+ * the solution of the discrete Lyapunov equation Q = T Q T' + R R', summed
+ * as Q = sum_k T^k R R' T'^k by doubling (Q <- Q + A Q A', A <- A^2), so
+ * after j steps 2^j terms are in. O(r^3) per step and O(r^2) memory, where
+ * Gardner et al.'s linear system needs O(r^4). Returns -1 if the series
+ * does not converge (a non-stationary AR part). */
+static int stationary_cov(struct fit_ctx *c)
+{
+    size_t r = c->r;
+    double *Q = c->q0, *A = c->dw, *T1 = c->dw + r * r, *T2 = c->dw + 2 * r * r,
+           *A2 = c->dw + 3 * r * r;
+    for (size_t i = 0; i < r; i++)
+        for (size_t j = 0; j < r; j++)
+            Q[i * r + j] = c->theta[i] * c->theta[j];
+    memset(A, 0, r * r * sizeof *A);
+    for (size_t i = 0; i < r; i++) {
+        A[i * r] = c->phi[i];
+        if (i + 1 < r)
+            A[i * r + i + 1] = 1.0;
+    }
+    gsl_matrix_view mQ = gsl_matrix_view_array(Q, r, r);
+    gsl_matrix_view mA = gsl_matrix_view_array(A, r, r);
+    gsl_matrix_view m1 = gsl_matrix_view_array(T1, r, r);
+    gsl_matrix_view m2 = gsl_matrix_view_array(T2, r, r);
+    gsl_matrix_view mA2 = gsl_matrix_view_array(A2, r, r);
+    for (int it = 0; it < 80; it++) {
+        if (max_abs(A, r * r) == 0.0)
+            return 0; /* nilpotent (pure MA): the sum is finite and complete */
+        gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, &mA.matrix, &mQ.matrix, 0.0, &m1.matrix);
+        gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, &m1.matrix, &mA.matrix, 0.0, &m2.matrix);
+        double inc = max_abs(T2, r * r);
+        for (size_t i = 0; i < r * r; i++)
+            Q[i] += T2[i];
+        double qm = max_abs(Q, r * r);
+        if (!isfinite(qm) || qm > 1e15)
+            return -1;
+        if (inc <= 1e-17 * qm)
+            return 0;
+        gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, &mA.matrix, &mA.matrix, 0.0, &mA2.matrix);
+        memcpy(A, A2, r * r * sizeof *A);
+    }
+    return -1;
+}
+
+/* Runs the filter over all columns at once (they share the covariance
+ * recursion). Fills E with the standardised innovations v / sqrt(F), used[t]
+ * for the terms in the likelihood, c->sumlog and c->nu. When the predicted
+ * covariance has converged (no missing values since) it is frozen: the
+ * recursion is then at its steady state and costs O(rd) per step.
+ * Returns 0, -1 for numerical failure, or ENMS_ESTOPPED. */
+static int kf_run(struct fit_ctx *c)
+{
+    size_t n = c->n, nc = 1 + c->kact, rd = c->rd, r = c->r;
+    double *P = c->P, *Pn = c->Pn;
+    const double *y = c->cols;
+    int frozen = 0, have_old = 0;
+    double F = 0.0;
+
+    memset(c->a, 0, nc * rd * sizeof *c->a);
+    memset(P, 0, rd * rd * sizeof *P);
+    c->sumlog = 0.0;
+    c->nu = 0;
+    for (size_t t = 0; t < n; t++) {
+        if ((t & 255) == 255 && ctx_stopping(c))
+            return ENMS_ESTOPPED;
+        for (size_t col = 0; col < nc; col++)
+            t_vec(c, c->a + col * rd, c->an + col * rd);
+        if (t == 0) {
+            /* The prior at the first observation: the stationary ARMA
+             * covariance and a diffuse differencing block. */
+            memset(Pn, 0, rd * rd * sizeof *Pn);
+            for (size_t i = 0; i < r; i++)
+                memcpy(Pn + i * rd, c->q0 + i * r, r * sizeof *Pn);
+            for (size_t i = r; i < rd; i++)
+                Pn[i * rd + i] = KAPPA;
+        } else if (!frozen) {
+            predict_cov(c, P, Pn);
+        }
+        if (isnan(y[t])) {
+            /* No update: the filtered state is the predicted one. */
+            for (size_t col = 0; col < nc; col++)
+                c->E[t * nc + col] = NAN;
+            c->used[t] = 0;
+            memcpy(c->a, c->an, nc * rd * sizeof *c->a);
+            memcpy(P, Pn, rd * rd * sizeof *P);
+            frozen = have_old = 0;
+            continue;
+        }
+        if (!frozen) {
+            /* M = Pn Z', F = Z Pn Z' with Z = (1, 0.., 0, delta). */
+            for (size_t i = 0; i < rd; i++) {
+                double v = Pn[i * rd];
+                for (size_t j = 0; j < c->ndelta_nz; j++) {
+                    size_t k = c->delta_nz[j];
+                    v += c->delta[k] * Pn[i * rd + r + k];
+                }
+                c->M[i] = v;
+            }
+            F = c->M[0];
+            for (size_t j = 0; j < c->ndelta_nz; j++) {
+                size_t k = c->delta_nz[j];
+                F += c->delta[k] * c->M[r + k];
+            }
+            if (!(F > 0.0) || !isfinite(F))
+                return -1;
+        }
+        double sf = sqrt(F);
+        for (size_t col = 0; col < nc; col++) {
+            double *an = c->an + col * rd, *a = c->a + col * rd;
+            double pred = an[0];
+            for (size_t j = 0; j < c->ndelta_nz; j++) {
+                size_t k = c->delta_nz[j];
+                pred += c->delta[k] * an[r + k];
+            }
+            double v = c->cols[col * n + t] - pred;
+            c->E[t * nc + col] = v / sf;
+            double g = v / F;
+            for (size_t i = 0; i < rd; i++)
+                a[i] = an[i] + c->M[i] * g;
+        }
+        c->used[t] = F < DIFFUSE_GAIN;
+        if (c->used[t]) {
+            c->nu++;
+            c->sumlog += log(F);
+        }
+        if (!frozen) {
+            for (size_t i = 0; i < rd; i++) {
+                double mi = c->M[i] / F;
+                for (size_t j = 0; j < rd; j++)
+                    P[i * rd + j] = Pn[i * rd + j] - mi * c->M[j];
+            }
+            /* Freeze once the predicted covariance stops changing; checked
+             * only past the diffuse start. */
+            if (c->used[t] && t > c->nd) {
+                if (have_old) {
+                    double d = 0.0, s = 0.0;
+                    for (size_t i = 0; i < rd * rd; i++) {
+                        double e = fabs(Pn[i] - c->Pold[i]);
+                        if (e > d)
+                            d = e;
+                        if (fabs(Pn[i]) > s)
+                            s = fabs(Pn[i]);
+                    }
+                    if (d <= 1e-14 * (1.0 + s))
+                        frozen = 1;
+                }
+                memcpy(c->Pold, Pn, rd * rd * sizeof *Pn);
+                have_old = 1;
+            }
+        }
+    }
+    if (frozen)
+        /* P was not updated while frozen: the filtered covariance is the
+         * steady-state prediction minus the update. */
+        for (size_t i = 0; i < rd; i++)
+            for (size_t j = 0; j < rd; j++)
+                P[i * rd + j] = Pn[i * rd + j] - c->M[i] * c->M[j] / F;
+    return 0;
+}
+
+/* R's ML objective 0.5 (log(ssq / nu) + sum log F / nu), the negative
+ * log-likelihood per observation with sigma2 concentrated out. */
+static double ml_eval(struct fit_ctx *c, const double *x)
+{
+    ctx_set_params(c, x, c->trans);
+    if (stationary_cov(c) != 0)
+        return BAD_VALUE;
+    int rc = kf_run(c);
+    if (rc != 0 || c->nu == 0)
+        return BAD_VALUE;
+    double ssq = profile_ls(c);
+    if (!(ssq > 0.0) || !isfinite(ssq))
+        return BAD_VALUE;
+    c->ssq = ssq;
+    double v = 0.5 * (log(ssq / (double)c->nu) + c->sumlog / (double)c->nu);
+    return isfinite(v) ? v : BAD_VALUE;
+}
+
+/* ---- optimiser ----------------------------------------------------------- */
+
+typedef double (*objective_fn)(struct fit_ctx *, const double *);
+
+struct opt_problem {
+    struct fit_ctx *c;
+    objective_fn f;
+    double *xw; /* scratch point */
+};
+
+static double opt_f(const gsl_vector *x, void *params)
+{
+    struct opt_problem *pr = params;
+    if (pr->c->stopped)
+        return BAD_VALUE;
+    ctx_stopping(pr->c);
+    return pr->f(pr->c, x->data);
+}
+
+/* Central differences: the objective is smooth and cheap relative to the
+ * accuracy a forward difference would cost (R's optim uses the same). */
+static void opt_df(const gsl_vector *x, void *params, gsl_vector *g)
+{
+    struct opt_problem *pr = params;
+    size_t k = x->size;
+    if (pr->f == css_eval) {
+        css_grad(pr->c, x->data, g->data);
+        return;
+    }
+    memcpy(pr->xw, x->data, k * sizeof *pr->xw);
+    for (size_t i = 0; i < k; i++) {
+        double h = 1e-5 * (1.0 + fabs(x->data[i]));
+        pr->xw[i] = x->data[i] + h;
+        double fp = pr->f(pr->c, pr->xw);
+        pr->xw[i] = x->data[i] - h;
+        double fm = pr->f(pr->c, pr->xw);
+        pr->xw[i] = x->data[i];
+        g->data[i] = (fp - fm) / (2.0 * h);
+    }
+}
+
+static void opt_fdf(const gsl_vector *x, void *params, double *f, gsl_vector *g)
+{
+    struct opt_problem *pr = params;
+    if (pr->f == css_eval) {
+        ctx_stopping(pr->c);
+        *f = css_grad(pr->c, x->data, g->data);
+        return;
+    }
+    *f = opt_f(x, params);
+    opt_df(x, params, g);
+}
+
+/* Minimises f over x[0..k-1] (in place) with GSL's BFGS2 and a numerical
+ * gradient, then polishes with Nelder-Mead if BFGS stopped early on a
+ * rough patch. Returns 0, or ENMS_ESTOPPED / ENMS_ENOMEM. */
+static int minimise(struct fit_ctx *c, objective_fn f, double *x, size_t k, double *fmin,
+                    int *converged)
+{
+    int rc = 0;
+    double *xw = malloc(k * sizeof *xw);
+    gsl_vector *v = gsl_vector_alloc(k);
+    gsl_multimin_fdfminimizer *s =
+        gsl_multimin_fdfminimizer_alloc(gsl_multimin_fdfminimizer_vector_bfgs2, k);
+    struct opt_problem pr = {c, f, xw};
+    *converged = 0;
+    if (!xw || !v || !s) {
+        rc = ENMS_ENOMEM;
+        goto done;
+    }
+    gsl_multimin_function_fdf fdf = {opt_f, opt_df, opt_fdf, k, &pr};
+    memcpy(v->data, x, k * sizeof *x);
+    *fmin = f(c, x);
+    if (*fmin >= BAD_VALUE) /* R would stop here too: a start it cannot evaluate */
+        goto done;
+    /* Stops on a small gradient, or when an iteration no longer lowers the
+     * objective by a relative 1e-9 for ML (1e-8 for CSS, as R's optim), or after
+     * 100 iterations per round as R's default maxit; a second round
+     * restarts BFGS's Hessian approximation once. */
+    /* CSS is only a start (or the search's approximation): R's own
+     * tolerances suffice there. */
+    int is_css = f == css_eval;
+    double reltol = is_css ? 1e-8 : 1e-9, gtol = is_css ? 1e-5 : 1e-6;
+    for (int round = 0; round < (is_css ? 1 : 2) && !*converged; round++) {
+        if (gsl_multimin_fdfminimizer_set(s, &fdf, v, 0.1, 0.1) != GSL_SUCCESS)
+            break;
+        double fprev = s->f;
+        int stalled = 0;
+        for (int it = 0; it < 100; it++) {
+            if (c->stopped) {
+                rc = ENMS_ESTOPPED;
+                goto done;
+            }
+            int st = gsl_multimin_fdfminimizer_iterate(s);
+            if (gsl_multimin_test_gradient(s->gradient, gtol) == GSL_SUCCESS) {
+                *converged = 1;
+                break;
+            }
+            if (st != GSL_SUCCESS)
+                break;
+            if (fabs(fprev - s->f) <= reltol * (fabs(s->f) + reltol)) {
+                if (++stalled >= 2) {
+                    *converged = gsl_multimin_test_gradient(s->gradient, 1e-4) == GSL_SUCCESS;
+                    break;
+                }
+            } else {
+                stalled = 0;
+            }
+            fprev = s->f;
+        }
+        if (s->f < *fmin) {
+            *fmin = s->f;
+            memcpy(x, s->x->data, k * sizeof *x);
+        }
+        memcpy(v->data, x, k * sizeof *x);
+    }
+    if (c->stopped)
+        rc = ENMS_ESTOPPED;
+done:
+    gsl_multimin_fdfminimizer_free(s);
+    gsl_vector_free(v);
+    free(xw);
+    return rc;
+}
+
+/* With many regressors (Fourier terms) the least-squares step costs
+ * O(n k^2) per evaluation; above this many the coefficients are instead
+ * found by alternating: the ARMA part is fitted to y - X b for fixed b
+ * (cheap, one column), then b is re-estimated by GLS at the new ARMA
+ * coefficients, until the objective stops falling. Each step lowers the
+ * same objective, so the fixed point is the joint optimum. */
+#define ALTERNATE_ABOVE 2
+
+/* Minimises objective f (CSS or ML) over the ARMA coefficients x, with the
+ * regression coefficients concentrated out; leaves c->beta at the optimum. */
+static int fit_stage(struct fit_ctx *c, objective_fn f, double *x, double *value, int *converged)
+{
+    int rc = 0;
+    c->kact = c->nreg;
+    ctx_set_response(c, NULL);
+    if (c->nreg <= ALTERNATE_ABOVE) {
+        if (c->narma > 0)
+            return minimise(c, f, x, c->narma, value, converged);
+        *value = f(c, x);
+        *converged = 1;
+        return 0;
+    }
+    double *b = malloc(c->nreg * sizeof *b);
+    if (!b)
+        return ENMS_ENOMEM;
+    double prev = f(c, x); /* GLS at the start coefficients */
+    memcpy(b, c->beta, c->nreg * sizeof *b);
+    *value = prev;
+    *converged = 1;
+    for (int round = 0; round < 20 && prev < BAD_VALUE && c->narma > 0; round++) {
+        double v;
+        c->kact = 0;
+        ctx_set_response(c, b);
+        rc = minimise(c, f, x, c->narma, &v, converged);
+        c->kact = c->nreg;
+        ctx_set_response(c, NULL);
+        if (rc != 0)
+            break;
+        v = f(c, x);
+        if (!(v < BAD_VALUE))
+            break;
+        memcpy(b, c->beta, c->nreg * sizeof *b);
+        *value = v;
+        if (prev - v <= (f == css_eval ? 1e-8 : 1e-10) * (fabs(v) + 1.0))
+            break;
+        prev = v;
+    }
+    /* Leave c->beta and the evaluation state at the final coefficients. */
+    if (rc == 0)
+        *value = f(c, x);
+    free(b);
+    return rc;
+}
+
+/* ---- fit ---------------------------------------------------------------- */
+
+void arima_free(struct arima_model *model)
+{
+    if (!model)
+        return;
+    free(model->coef);
+    free(model->phi);
+    free(model->theta);
+    free(model->delta);
+    free(model->a);
+    free(model->P);
+    free(model->fitted);
+    free(model->resid);
+    free(model);
+}
+
+int arima_prepare(struct arima_model *mdl, char *err, size_t errlen)
+{
+    int rc = arima_spec_check(&mdl->spec, err, errlen);
+    if (rc != 0)
+        return rc;
+    const struct arima_order *o = &mdl->spec.order;
+    size_t pf = (size_t)o->p + (size_t)o->m * (size_t)o->P;
+    size_t qf = (size_t)o->q + (size_t)o->m * (size_t)o->Q;
+    mdl->narma = (size_t)(o->p + o->q + o->P + o->Q);
+    mdl->nreg = arima_nreg(&mdl->spec);
+    mdl->r = pf > qf + 1 ? pf : qf + 1;
+    mdl->nd = (size_t)o->d + (size_t)o->m * (size_t)o->D;
+    mdl->rd = mdl->r + mdl->nd;
+    free(mdl->phi);
+    free(mdl->theta);
+    free(mdl->delta);
+    mdl->phi = calloc(mdl->r, sizeof *mdl->phi);
+    mdl->theta = calloc(mdl->r, sizeof *mdl->theta);
+    mdl->delta = calloc(mdl->nd + 1, sizeof *mdl->delta);
+    if (!mdl->phi || !mdl->theta || !mdl->delta)
+        return enms_fail(err, errlen, ENMS_ENOMEM, "arima: out of memory");
+    expand_arma(o, mdl->coef, mdl->phi, mdl->theta + 1);
+    mdl->theta[0] = 1.0;
+    expand_delta(o, mdl->delta);
+    return 0;
+}
+
+static void label_stage(const struct arima_spec *spec, const char *what, char *buf, size_t len)
+{
+    char lab[128];
+    arima_label(spec, lab, sizeof lab);
+    snprintf(buf, len, "%s %s", what, lab);
+}
+
+int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
+              const struct model_hooks *hooks, struct arima_model **out, char *err, size_t errlen)
+{
+    struct fit_ctx c;
+    struct arima_model *mdl = NULL;
+    double *x = NULL;
+    char stage[192];
+    int rc = arima_spec_check(spec, err, errlen);
+    *out = NULL;
+    memset(&c, 0, sizeof c);
+    if (rc != 0)
+        return rc;
+    if (!y || n == 0 || n > ARIMA_MAX_N)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: series length %zu out of range", n);
+    size_t nobs = 0;
+    for (size_t t = 0; t < n; t++) {
+        if (isinf(y[t]))
+            return enms_fail(err, errlen, ENMS_EINVAL, "arima: value %zu is infinite", t);
+        nobs += !isnan(y[t]);
+    }
+    if (model_should_stop(hooks))
+        return ENMS_ESTOPPED;
+    label_stage(spec, "fitting", stage, sizeof stage);
+    model_report(hooks, 0.0, stage);
+
+    rc = ctx_init(&c, spec, y, n, hooks);
+    if (rc != 0) {
+        rc = enms_fail(err, errlen, rc, "arima: out of memory");
+        goto fail;
+    }
+    size_t k = c.narma + c.nreg;
+    if (nobs <= c.nd + k + 1) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "arima: %zu observations are too few for %zu coefficients after "
+                       "%zu differences",
+                       nobs, k, c.nd);
+        goto fail;
+    }
+    x = calloc(c.narma + 1, sizeof *x);
+    mdl = calloc(1, sizeof *mdl);
+    if (!x || !mdl) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "arima: out of memory");
+        goto fail;
+    }
+    const struct arima_order *o = &spec->order;
+    double value = 0.0;
+    int converged = 1;
+
+    if (spec->method == ARIMA_CSS || spec->method == ARIMA_CSS_ML) {
+        rc = fit_stage(&c, css_eval, x, &value, &converged);
+        if (rc != 0)
+            goto stopped_or_fail;
+        value = css_eval(&c, x);
+        if (value >= BAD_VALUE) {
+            rc = enms_fail(err, errlen, ENMS_EINVAL,
+                           "arima: conditional sum of squares cannot be computed (collinear "
+                           "regressors or too few observations)");
+            goto fail;
+        }
+    }
+    if (spec->method == ARIMA_CSS_ML) {
+        /* R: a non-stationary CSS start is an error, not something to mend. */
+        if (ar_to_raw(x, o->p, NULL) != 0 || ar_to_raw(x + o->p + o->q, o->P, NULL) != 0) {
+            rc = enms_fail(err, errlen, ENMS_EINVAL, "arima: non-stationary AR part from CSS");
+            goto fail;
+        }
+        ma_invert(x + o->p, o->q);
+        ma_invert(x + o->p + o->q + o->P, o->Q);
+        ar_to_raw(x, o->p, x);
+        ar_to_raw(x + o->p + o->q, o->P, x + o->p + o->q);
+    }
+    if (spec->method != ARIMA_CSS) {
+        model_report(hooks, 0.5, stage);
+        c.trans = 1;
+        rc = fit_stage(&c, ml_eval, x, &value, &converged);
+        if (rc != 0)
+            goto stopped_or_fail;
+        /* Back to coefficients, MA made invertible, then evaluated once
+         * more (R re-evaluates after maInvert too). */
+        ctx_set_params(&c, x, 1);
+        memcpy(x, c.par, c.narma * sizeof *x);
+        ma_invert(x + o->p, o->q);
+        ma_invert(x + o->p + o->q + o->P, o->Q);
+        c.trans = 0;
+    }
+    /* Final pass: the filter at the chosen coefficients gives the state at
+     * time n, the residuals and (for ML) the likelihood. */
+    c.trans = 0;
+    c.kact = c.nreg;
+    ctx_set_response(&c, NULL);
+    double mlv = ml_eval(&c, x);
+    if (c.stopped) {
+        rc = ENMS_ESTOPPED;
+        goto stopped_or_fail;
+    }
+    if (mlv >= BAD_VALUE) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "arima: likelihood cannot be evaluated at the estimates");
+        goto fail;
+    }
+    mdl->spec = *spec;
+    mdl->n = n;
+    mdl->nused = nobs - c.nd;
+    mdl->converged = converged;
+    mdl->coef = malloc((k + 1) * sizeof *mdl->coef);
+    mdl->a = malloc(c.rd * sizeof *mdl->a);
+    mdl->P = malloc(c.rd * c.rd * sizeof *mdl->P);
+    mdl->fitted = malloc(n * sizeof *mdl->fitted);
+    mdl->resid = malloc(n * sizeof *mdl->resid);
+    if (!mdl->coef || !mdl->a || !mdl->P || !mdl->fitted || !mdl->resid) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "arima: out of memory");
+        goto fail;
+    }
+    memcpy(mdl->coef, x, c.narma * sizeof *x);
+    double nu = (double)mdl->nused;
+    if (spec->method == ARIMA_CSS) {
+        /* R: sigma2 from CSS, the "loglik" from the CSS value; AIC is NA. */
+        double sv = css_eval(&c, x);
+        memcpy(mdl->coef + c.narma, c.beta, c.nreg * sizeof *x);
+        mdl->sigma2 = c.ssq / (double)c.nu;
+        mdl->loglik = -0.5 * (2.0 * nu * sv + nu + nu * log(2.0 * M_PI));
+        mdl->aic = mdl->aicc = mdl->bic = NAN;
+        /* The state for forecasting is filtered with the CSS regression
+         * coefficients, as R's arimaSS does. */
+        ml_eval(&c, x);
+        memcpy(c.beta, mdl->coef + c.narma, c.nreg * sizeof *x);
+    } else {
+        memcpy(mdl->coef + c.narma, c.beta, c.nreg * sizeof *x);
+        mdl->sigma2 = c.ssq / nu;
+        mdl->loglik = -0.5 * (2.0 * nu * mlv + nu + nu * log(2.0 * M_PI));
+        double npar = (double)k + 1.0, nstar = (double)(n - c.nd);
+        mdl->aic = -2.0 * mdl->loglik + 2.0 * npar;
+        mdl->aicc = nstar - npar - 1.0 > 0.0
+                        ? mdl->aic + 2.0 * npar * (npar + 1.0) / (nstar - npar - 1.0)
+                        : NAN;
+        mdl->bic = mdl->aic + npar * (log(nstar) - 2.0);
+    }
+    /* State of y - X b: the filter is linear, so combine the columns. */
+    for (size_t i = 0; i < c.rd; i++) {
+        double v = c.a[i];
+        for (size_t j = 0; j < c.nreg; j++)
+            v -= c.beta[j] * c.a[(1 + j) * c.rd + i];
+        mdl->a[i] = v;
+    }
+    memcpy(mdl->P, c.P, c.rd * c.rd * sizeof *mdl->P);
+    for (size_t t = 0; t < n; t++) {
+        const double *e = c.E + t * c.ncols;
+        double v = e[0];
+        for (size_t j = 0; j < c.nreg; j++)
+            v -= c.beta[j] * e[1 + j];
+        mdl->resid[t] = v;
+        mdl->fitted[t] = y[t] - v;
+    }
+    rc = arima_prepare(mdl, err, errlen);
+    if (rc != 0)
+        goto fail;
+    model_report(hooks, 1.0, stage);
+    ctx_free(&c);
+    free(x);
+    *out = mdl;
+    return 0;
+
+stopped_or_fail:
+    if (rc == ENMS_ESTOPPED)
+        enms_fail(err, errlen, rc, "arima: stopped on request");
+    else
+        enms_fail(err, errlen, rc, "arima: out of memory");
+fail:
+    ctx_free(&c);
+    free(x);
+    arima_free(mdl);
+    return rc;
+}
+
+/* ---- forecasts ------------------------------------------------------------ */
+
+int arima_forecast(const struct arima_model *mdl, size_t h, double *mean, double *se, char *err,
+                   size_t errlen)
+{
+    if (!mdl || !mdl->a || !mdl->P || !mdl->phi || !mdl->theta)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: model has no state to forecast from");
+    if (h == 0 || h > 100000)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: horizon %zu out of range", h);
+    /* Reuse the filter's transition code through a minimal context. */
+    struct fit_ctx c;
+    memset(&c, 0, sizeof c);
+    c.o = mdl->spec.order;
+    c.r = mdl->r;
+    c.nd = mdl->nd;
+    c.rd = mdl->rd;
+    size_t rd = c.rd;
+    int rc = 0;
+    double *a = malloc(rd * sizeof *a), *an = malloc(rd * sizeof *an);
+    double *P = malloc(rd * rd * sizeof *P), *Pn = malloc(rd * rd * sizeof *Pn);
+    double *xr = mdl->nreg ? malloc(mdl->nreg * h * sizeof *xr) : NULL;
+    c.W = malloc(rd * rd * sizeof *c.W);
+    c.phi = mdl->phi;
+    c.theta = mdl->theta;
+    c.delta = mdl->delta;
+    c.phi_nz = malloc((c.r + 1) * sizeof *c.phi_nz);
+    c.delta_nz = malloc((c.nd + 1) * sizeof *c.delta_nz);
+    if (!a || !an || !P || !Pn || !c.W || !c.phi_nz || !c.delta_nz || (mdl->nreg && !xr)) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "arima: out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < c.r; i++)
+        if (c.phi[i] != 0.0)
+            c.phi_nz[c.nphi_nz++] = i;
+    for (size_t k = 0; k < c.nd; k++)
+        if (c.delta[k] != 0.0)
+            c.delta_nz[c.ndelta_nz++] = k;
+    if (xr)
+        arima_regressors(&mdl->spec, mdl->nreg, mdl->n, h, xr);
+    memcpy(a, mdl->a, rd * sizeof *a);
+    memcpy(P, mdl->P, rd * rd * sizeof *P);
+    for (size_t s = 0; s < h; s++) {
+        t_vec(&c, a, an);
+        predict_cov(&c, P, Pn);
+        double fc = an[0];
+        for (size_t j = 0; j < c.ndelta_nz; j++) {
+            size_t k = c.delta_nz[j];
+            fc += c.delta[k] * an[c.r + k];
+        }
+        /* Z Pn Z' */
+        double zpz = 0.0;
+        for (size_t i = 0; i < rd; i++) {
+            double zi = i == 0 ? 1.0 : (i >= c.r ? c.delta[i - c.r] : 0.0);
+            if (zi == 0.0)
+                continue;
+            double row = Pn[i * rd];
+            for (size_t j = 0; j < c.ndelta_nz; j++) {
+                size_t k = c.delta_nz[j];
+                row += c.delta[k] * Pn[i * rd + c.r + k];
+            }
+            zpz += zi * row;
+        }
+        for (size_t j = 0; j < mdl->nreg; j++)
+            fc += mdl->coef[mdl->narma + j] * xr[j * h + s];
+        mean[s] = fc;
+        se[s] = sqrt(zpz > 0.0 ? zpz * mdl->sigma2 : 0.0);
+        memcpy(a, an, rd * sizeof *a);
+        memcpy(P, Pn, rd * rd * sizeof *P);
+    }
+done:
+    free(a);
+    free(an);
+    free(P);
+    free(Pn);
+    free(xr);
+    free(c.W);
+    free(c.phi_nz);
+    free(c.delta_nz);
+    return rc;
+}
+
+void arima_interval(const double *mean, const double *se, size_t h, double level, double *lo,
+                    double *hi)
+{
+    double z = gsl_cdf_ugaussian_Pinv(0.5 + level / 2.0);
+    for (size_t s = 0; s < h; s++) {
+        lo[s] = mean[s] - z * se[s];
+        hi[s] = mean[s] + z * se[s];
+    }
+}
+
+double arima_min_root(const struct arima_model *mdl)
+{
+    /* forecast::auto.arima: roots of 1 - phi(B) and 1 + theta(B) with
+     * coefficients below 1e-8 trimmed from the end. */
+    double minroot = 2.0;
+    size_t r = mdl->r;
+    double *z = malloc(2 * (r + 1) * sizeof *z), *c = malloc((r + 1) * sizeof *c);
+    if (!z || !c) {
+        free(z);
+        free(c);
+        return 0.0;
+    }
+    const struct arima_order *o = &mdl->spec.order;
+    if (o->p + o->P > 0) {
+        for (size_t i = 0; i < r; i++)
+            c[i] = -mdl->phi[i];
+        int deg = poly_roots(c, (int)r, 1e-8, z);
+        if (deg < 0)
+            minroot = 0.0;
+        for (int i = 0; i < deg; i++)
+            minroot = fmin(minroot, hypot(z[2 * i], z[2 * i + 1]));
+    }
+    if (o->q + o->Q > 0 && minroot > 0.0) {
+        int deg = poly_roots(mdl->theta + 1, (int)r - 1, 1e-8, z);
+        if (deg < 0)
+            minroot = 0.0;
+        for (int i = 0; i < deg; i++)
+            minroot = fmin(minroot, hypot(z[2 * i], z[2 * i + 1]));
+    }
+    free(z);
+    free(c);
+    return minroot;
+}
