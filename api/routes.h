@@ -6,6 +6,8 @@
 
 #include <stddef.h>
 #include <civetweb.h>
+
+#include "../common/events.h"
 #include <hiredis.h>
 
 /* Installs every handler on ctx; cbdata of each is the api_server. */
@@ -23,6 +25,11 @@ int route_retrain_trigger(struct mg_connection *conn, void *cbdata);
 int route_jobs_list(struct mg_connection *conn, void *cbdata);
 int route_jobs_item(struct mg_connection *conn, void *cbdata);
 
+/* routes_models.c: GET /api/v1/models, GET /api/v1/models/{id},
+ * POST /api/v1/models/{id}/activate */
+int route_models_list(struct mg_connection *conn, void *cbdata);
+int route_models_item(struct mg_connection *conn, void *cbdata);
+
 /* routes_queue.c: GET /api/v1/queue */
 int route_queue(struct mg_connection *conn, void *cbdata);
 
@@ -31,25 +38,5 @@ int route_machines(struct mg_connection *conn, void *cbdata);
 
 /* routes_events.c: GET /api/v1/events (Server-Sent Events) */
 int route_events(struct mg_connection *conn, void *cbdata);
-
-/* A job event as published on <p>:events and streamed by /api/v1/events.
- * Strings are borrowed; NULL ones are sent as null. */
-struct job_event {
-    const char *event; /* training.queued, training.cancelled, ... */
-    const char *job_id;
-    const char *status;
-    int progress_pct;
-    const char *stage;
-    const char *model_type;
-    const char *machine_id;
-    int attempt;
-    const char *worker_id;
-    const char *error_message;
-};
-
-/* routes_events.c: builds the event's JSON (with published_at = now) and
- * PUBLISHes it on <prefix>:events. Returns 0 or a negative enms_err. */
-int job_event_publish(redisContext *redis, const char *prefix, const struct job_event *ev,
-                      char *err, size_t errlen);
 
 #endif

@@ -28,58 +28,6 @@
 #define SSE_KEEPALIVE_S 15
 #define SSE_POLL_MS     1000
 
-/* Publishers' clocks are what the dashboard shows; milliseconds suffice. */
-static void now_iso(char *buf, size_t buflen)
-{
-    struct timespec ts;
-    struct tm tm;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    gmtime_r(&ts.tv_sec, &tm);
-    snprintf(buf, buflen, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
-             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (long)(ts.tv_nsec / 1000000) % 1000);
-}
-
-static void add_string_or_null(cJSON *obj, const char *name, const char *value)
-{
-    if (value && *value)
-        cJSON_AddStringToObject(obj, name, value);
-    else
-        cJSON_AddNullToObject(obj, name);
-}
-
-int job_event_publish(redisContext *redis, const char *prefix, const struct job_event *ev,
-                      char *err, size_t errlen)
-{
-    char at[96];
-    char *text = NULL;
-    int rc;
-    cJSON *obj = cJSON_CreateObject();
-    if (!obj)
-        return enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
-    now_iso(at, sizeof at);
-    cJSON_AddStringToObject(obj, "event", ev->event);
-    add_string_or_null(obj, "job_id", ev->job_id);
-    add_string_or_null(obj, "status", ev->status);
-    cJSON_AddNumberToObject(obj, "progress_pct", ev->progress_pct);
-    add_string_or_null(obj, "stage", ev->stage);
-    add_string_or_null(obj, "model_type", ev->model_type);
-    add_string_or_null(obj, "machine_id", ev->machine_id);
-    cJSON_AddNumberToObject(obj, "attempt", ev->attempt);
-    add_string_or_null(obj, "worker_id", ev->worker_id);
-    add_string_or_null(obj, "error_message", ev->error_message);
-    cJSON_AddStringToObject(obj, "published_at", at);
-    text = json_print(obj);
-    if (!text) {
-        rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
-        goto done;
-    }
-    rc = events_publish(redis, prefix, text, err, errlen);
-done:
-    cJSON_free(text);
-    cJSON_Delete(obj);
-    return rc;
-}
-
 /* The SSE "event:" name: the message's "event" member when it is a plain
  * dotted identifier, else "message" (the SSE default), so a publisher can
  * never inject a line break into the stream. */

@@ -11,6 +11,7 @@
 #include "../common/error.h"
 #include "../common/jobs.h"
 #include "../common/pg.h"
+#include "../common/events.h"
 #include "../common/queue.h"
 #include "../worker/housekeeping.h"
 
@@ -67,35 +68,19 @@ static int job_facts_read(PGconn *pg, const char *job_id, struct job_facts *f, c
 static void announce(redisContext *redis, const char *prefix, const char *event, const char *job_id,
                      const char *status, const char *stage, const struct job_facts *f, int finished)
 {
-    char stamp[40], updated[24], err[256];
-    struct timeval now;
-    struct tm utc;
-    gettimeofday(&now, NULL);
-    gmtime_r(&now.tv_sec, &utc);
-    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", (long)(now.tv_usec / 1000));
-    snprintf(updated, sizeof updated, "%lld", (long long)now.tv_sec);
-
-    cJSON *o = cJSON_CreateObject();
-    char *text = NULL;
-    if (!o || !cJSON_AddStringToObject(o, "event", event) ||
-        !cJSON_AddStringToObject(o, "job_id", job_id) ||
-        !cJSON_AddStringToObject(o, "status", status) ||
-        !cJSON_AddNumberToObject(o, "progress_pct", f->progress) ||
-        !cJSON_AddStringToObject(o, "stage", stage) ||
-        !cJSON_AddStringToObject(o, "model_type", f->model_type) ||
-        !cJSON_AddStringToObject(o, "machine_id", f->machine_id) ||
-        !cJSON_AddNumberToObject(o, "attempt", f->attempts) ||
-        !(f->worker_id[0] ? cJSON_AddStringToObject(o, "worker_id", f->worker_id)
-                          : cJSON_AddNullToObject(o, "worker_id")) ||
-        !cJSON_AddNullToObject(o, "error_message") ||
-        !cJSON_AddStringToObject(o, "published_at", stamp) || !(text = cJSON_PrintUnformatted(o))) {
-        fprintf(stderr, "enmsctl: warning: out of memory building event %s\n", event);
-    } else if (events_publish(redis, prefix, text, err, sizeof err) != ENMS_OK) {
+    char updated[24], err[256];
+    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
+    struct job_event ev = {.event = event,
+                           .job_id = job_id,
+                           .status = status,
+                           .progress_pct = f->progress,
+                           .stage = stage,
+                           .model_type = f->model_type,
+                           .machine_id = f->machine_id,
+                           .attempt = f->attempts,
+                           .worker_id = f->worker_id};
+    if (job_event_publish(redis, prefix, &ev, err, sizeof err) != ENMS_OK)
         fprintf(stderr, "enmsctl: warning: event %s not published: %s\n", event, err);
-    }
-    cJSON_free(text);
-    cJSON_Delete(o);
 
     const char *fields[] = {"status", "stage", "updated"};
     const char *values[] = {status, stage, updated};

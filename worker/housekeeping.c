@@ -14,6 +14,7 @@
 #include "../common/jobs.h"
 #include "../common/log.h"
 #include "../common/pg.h"
+#include "../common/events.h"
 #include "../common/queue.h"
 
 #include <cJSON.h>
@@ -269,51 +270,13 @@ static int worker_alive(struct hk *hk, const char *worker_id)
     return rc;
 }
 
-/* The event every component publishes on <p>:events. Strings are borrowed;
- * NULL becomes JSON null. */
-struct hk_event {
-    const char *event, *job_id, *status, *stage, *model_type, *machine_id, *worker_id,
-        *error_message;
-    int progress, attempt;
-};
-
 /* Publishes ev; a failure is logged, not returned: an event is a courtesy
  * to live viewers, and the job's record is already written. */
-static void publish(struct hk *hk, const struct hk_event *ev)
+static void publish(struct hk *hk, const struct job_event *ev)
 {
-    char stamp[40], ebuf[256];
-    struct timeval now;
-    struct tm utc;
-    gettimeofday(&now, NULL);
-    gmtime_r(&now.tv_sec, &utc);
-    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", (long)(now.tv_usec / 1000));
-
-    cJSON *o = cJSON_CreateObject();
-    char *text = NULL;
-    if (!o)
-        goto done;
-#define STR_OR_NULL(name, value)                                                                   \
-    ((value) ? cJSON_AddStringToObject(o, name, value) : cJSON_AddNullToObject(o, name))
-    if (!STR_OR_NULL("event", ev->event) || !STR_OR_NULL("job_id", ev->job_id) ||
-        !STR_OR_NULL("status", ev->status) ||
-        !cJSON_AddNumberToObject(o, "progress_pct", ev->progress) ||
-        !STR_OR_NULL("stage", ev->stage) || !STR_OR_NULL("model_type", ev->model_type) ||
-        !STR_OR_NULL("machine_id", ev->machine_id) ||
-        !cJSON_AddNumberToObject(o, "attempt", ev->attempt) ||
-        !STR_OR_NULL("worker_id", ev->worker_id) ||
-        !STR_OR_NULL("error_message", ev->error_message) ||
-        !cJSON_AddStringToObject(o, "published_at", stamp))
-        goto done;
-#undef STR_OR_NULL
-    text = cJSON_PrintUnformatted(o);
-    if (text && events_publish(hk->redis, hk->cfg->redis_prefix, text, ebuf, sizeof ebuf) != 0)
+    char ebuf[256];
+    if (job_event_publish(hk->redis, hk->cfg->redis_prefix, ev, ebuf, sizeof ebuf) != ENMS_OK)
         log_event(LOG_WARN, ev->job_id, "housekeeping: could not publish %s: %s", ev->event, ebuf);
-done:
-    if (!text)
-        log_event(LOG_WARN, ev->job_id, "housekeeping: out of memory building event %s", ev->event);
-    cJSON_free(text);
-    cJSON_Delete(o);
 }
 
 /* Mirrors a transition into the job's live hash <p>:job:<id>; logged, not
@@ -347,12 +310,12 @@ static int settle_lost(struct hk *hk, const struct running_job *job)
 {
     char msg[512], ebuf[512];
     const char *w = job->worker_id[0] ? job->worker_id : "(unknown)";
-    struct hk_event ev = {.job_id = job->id,
-                          .model_type = job->model_type,
-                          .machine_id = job->machine_id,
-                          .worker_id = job->worker_id[0] ? job->worker_id : NULL,
-                          .attempt = job->attempts,
-                          .progress = job->progress};
+    struct job_event ev = {.job_id = job->id,
+                           .model_type = job->model_type,
+                           .machine_id = job->machine_id,
+                           .worker_id = job->worker_id[0] ? job->worker_id : NULL,
+                           .attempt = job->attempts,
+                           .progress_pct = job->progress};
     int rc;
 
     if (job->run_s > hk->cfg->job_timeout_s || job->attempts >= hk->cfg->max_attempts) {
@@ -409,7 +372,7 @@ static int settle_lost(struct hk *hk, const struct running_job *job)
         ev.event = "training.requeued";
         ev.status = "pending";
         ev.stage = msg;
-        ev.progress = 0;
+        ev.progress_pct = 0;
         live_update(hk, job->id, "pending", msg, NULL, 0);
     }
     if (job->worker_id[0] && (rc = queue_ack(hk->redis, hk->cfg->redis_prefix, job->worker_id,
@@ -658,13 +621,13 @@ static int step_redispatch(struct hk *hk)
                   "housekeeping: pending for over %d s but in no Redis list; pushed to queue %s "
                   "again",
                   hk->cfg->redispatch_grace_s, qname);
-        struct hk_event ev = {.event = "training.redispatched",
-                              .job_id = id,
-                              .status = "pending",
-                              .stage = "redispatched",
-                              .model_type = PQgetvalue(res, i, 2),
-                              .machine_id = PQgetvalue(res, i, 3),
-                              .attempt = atoi(PQgetvalue(res, i, 4))};
+        struct job_event ev = {.event = "training.redispatched",
+                               .job_id = id,
+                               .status = "pending",
+                               .stage = "redispatched",
+                               .model_type = PQgetvalue(res, i, 2),
+                               .machine_id = PQgetvalue(res, i, 3),
+                               .attempt = atoi(PQgetvalue(res, i, 4))};
         publish(hk, &ev);
     }
     rc = ENMS_OK;
