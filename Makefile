@@ -58,8 +58,9 @@ $(BUILD)/bin/enms-worker: $(call obj,$(WORKER_SRC) $(COMMON_SRC))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
 
-# enmsctl runs one housekeeping pass on demand: the same code the workers run.
-$(BUILD)/bin/enmsctl: $(call obj,$(CTL_SRC) $(COMMON_SRC) worker/housekeeping.c)
+# enmsctl runs one housekeeping pass on demand and fits models outside the
+# queue (enmsctl fit): the same code the workers run.
+$(BUILD)/bin/enmsctl: $(call obj,$(CTL_SRC) $(COMMON_SRC) worker/housekeeping.c $(wildcard worker/models/*.c))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
 

@@ -22,6 +22,8 @@ void routes_register(struct mg_context *ctx, void *server)
                            server);
     mg_set_request_handler(ctx, "/api/v1/jobs$", route_jobs_list, server);
     mg_set_request_handler(ctx, "/api/v1/jobs/", route_jobs_item, server);
+    mg_set_request_handler(ctx, "/api/v1/models$", route_models_list, server);
+    mg_set_request_handler(ctx, "/api/v1/models/", route_models_item, server);
     mg_set_request_handler(ctx, "/api/v1/queue$", route_queue, server);
     mg_set_request_handler(ctx, "/api/v1/machines$", route_machines, server);
     mg_set_request_handler(ctx, "/api/v1/events$", route_events, server);

@@ -38,6 +38,10 @@ int ctl_requeue(const struct enms_config *cfg, int argc, char **argv);
 /* Runs one housekeeping pass now and prints what it did. */
 int ctl_housekeeping(const struct enms_config *cfg, int argc, char **argv);
 
+/* Fits a model to a CSV file outside the queue and prints it as JSON
+ * (ctl/fit.c, docs/models-fit.md). */
+int ctl_fit(const struct enms_config *cfg, int argc, char **argv);
+
 /* Connections of one subcommand run (ctl/ops.c). Either may be NULL when
  * not asked for; ctl_disconnect frees both. */
 struct ctl_conn {
