@@ -7,9 +7,11 @@
 #include "../common/error.h"
 #include "../common/log.h"
 #include "../common/pg.h"
+#include "../common/events.h"
 #include "../common/queue.h"
 
 #include <cJSON.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,44 +80,26 @@ static long backoff_next(struct worker *w, long *step_ms)
 void runner_publish(struct run *run, const char *event, const char *status, const char *error)
 {
     struct worker *w = run->w;
-    char stamp[40], stage[128], err[256];
-    struct timeval now;
-    struct tm utc;
+    char stage[128], err[256];
     int percent;
-    cJSON *o = NULL;
-    char *text = NULL; /* cJSON_free */
 
     pthread_mutex_lock(&run->lock);
     percent = run->percent;
     snprintf(stage, sizeof stage, "%s", run->stage);
     pthread_mutex_unlock(&run->lock);
-    gettimeofday(&now, NULL);
-    gmtime_r(&now.tv_sec, &utc);
-    size_t n = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &utc);
-    snprintf(stamp + n, sizeof stamp - n, ".%03ldZ", (long)(now.tv_usec / 1000));
-
-    /* The same fields housekeeping publishes, so a viewer reads one shape. */
-    if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "event", event) ||
-        !cJSON_AddStringToObject(o, "job_id", run->job.id) ||
-        !cJSON_AddStringToObject(o, "status", status) ||
-        !cJSON_AddNumberToObject(o, "progress_pct", percent) ||
-        !cJSON_AddStringToObject(o, "stage", stage) ||
-        !cJSON_AddStringToObject(o, "model_type", run->job.model_type) ||
-        !cJSON_AddStringToObject(o, "machine_id", run->job.machine_id) ||
-        !cJSON_AddNumberToObject(o, "attempt", run->job.attempts) ||
-        !cJSON_AddStringToObject(o, "worker_id", w->cfg->worker_id) ||
-        !(error ? cJSON_AddStringToObject(o, "error_message", error)
-                : cJSON_AddNullToObject(o, "error_message")) ||
-        !cJSON_AddStringToObject(o, "published_at", stamp) || !(text = cJSON_PrintUnformatted(o))) {
-        log_event(LOG_WARN, run->job.id, "out of memory building event %s", event);
-        goto done;
-    }
+    struct job_event ev = {.event = event,
+                           .job_id = run->job.id,
+                           .status = status,
+                           .progress_pct = percent,
+                           .stage = stage,
+                           .model_type = run->job.model_type,
+                           .machine_id = run->job.machine_id,
+                           .attempt = run->job.attempts,
+                           .worker_id = w->cfg->worker_id,
+                           .error_message = error};
     if (runner_redis(w, err, sizeof err) != ENMS_OK ||
-        events_publish(w->redis, w->cfg->redis_prefix, text, err, sizeof err) != ENMS_OK)
+        job_event_publish(w->redis, w->cfg->redis_prefix, &ev, err, sizeof err) != ENMS_OK)
         log_event(LOG_WARN, run->job.id, "cannot publish %s: %s", event, err);
-done:
-    cJSON_free(text);
-    cJSON_Delete(o);
 }
 
 /* Writes the job's live hash; logged, not returned (see runner_publish). */
@@ -172,8 +156,7 @@ static void *train_thread(void *arg)
     char err[512] = "";
     int rc;
 
-    memset(&result, 0, sizeof result);
-    result.training_samples = -1;
+    train_result_init(&result);
     rc = pg_ensure(&run->pg, w->cfg->pg_dsn, w->cfg->connect_timeout_ms, "enms-training", err,
                    sizeof err);
     if (rc == ENMS_OK) {
@@ -267,9 +250,175 @@ static void rollback(PGconn *pg)
     PQclear(res);
 }
 
-/* completed, with the model version and sample count, in one transaction:
- * the compare-and-set comes first and locks the row, so a stale attempt or
- * a cancelled job rolls back with nothing written. */
+/* Text of a time for a bound to_timestamp($n::bigint), or NULL when unknown. */
+static const char *epoch_param(time_t t, char *buf, size_t len)
+{
+    if (t <= 0)
+        return NULL;
+    snprintf(buf, len, "%lld", (long long)t);
+    return buf;
+}
+
+/* Text of a finite double for a bound parameter, or NULL. */
+static const char *double_param(double v, char *buf, size_t len)
+{
+    if (!isfinite(v))
+        return NULL;
+    snprintf(buf, len, "%.17g", v);
+    return buf;
+}
+
+/* Adds a number or null to o; 0 or -1 when out of memory. */
+static int json_num(cJSON *o, const char *key, double v)
+{
+    return (isfinite(v) ? cJSON_AddNumberToObject(o, key, v) : cJSON_AddNullToObject(o, key)) ? 0
+                                                                                              : -1;
+}
+
+/* The activation decision for a new version (policy: activate when no
+ * version is active, or when the new one scores better, lower being
+ * better). The score of both comes from the same holdout when training
+ * compared them (baseline, and only if the version it compared with is
+ * still the active one); otherwise from the holdout score each version
+ * stored in its metrics when it was trained. An active version without a
+ * stored score cannot be compared and is replaced. Writes the
+ * "performance_improvement" block into the job's training_metrics and, when
+ * activating, swaps the active flag (old off first: uq_model_versions_active). */
+static int activate_version(struct run *run, const char *version_id, char *err, size_t errlen)
+{
+    PGconn *pg = run->w->pg;
+    const struct train_result *res = &run->result;
+    PGresult *q = NULL;
+    cJSON *pi = NULL;
+    char *pi_text = NULL; /* cJSON_free */
+    int rc = ENMS_OK;
+    const char *aparams[] = {run->job.machine_id, run->job.model_type, version_id};
+
+    q = pg_exec(pg, PGRES_TUPLES_OK,
+                "SELECT id::text, version, (metrics->>'holdout_score')::float8 FROM model_versions "
+                "WHERE machine_id = $1::uuid AND model_type = $2 AND is_active "
+                "AND id <> $3::uuid FOR UPDATE",
+                3, aparams, err, errlen);
+    if (!q)
+        return ENMS_EDB;
+    int has_active = PQntuples(q) == 1;
+    double prev = NAN, fresh = res->holdout_score;
+    const char *basis = "none active";
+    if (has_active) {
+        if (res->compared_version_id[0] &&
+            strcmp(res->compared_version_id, PQgetvalue(q, 0, 0)) == 0 &&
+            isfinite(res->compared_previous_score) && isfinite(res->compared_new_score)) {
+            prev = res->compared_previous_score;
+            fresh = res->compared_new_score;
+            basis = "same holdout";
+        } else {
+            prev = PQgetisnull(q, 0, 2) ? NAN : strtod(PQgetvalue(q, 0, 2), NULL);
+            basis = "stored holdout scores";
+        }
+    }
+    int activate = !has_active || !isfinite(prev) || (isfinite(fresh) && fresh < prev);
+    if (!(pi = cJSON_CreateObject()) ||
+        !(has_active
+              ? cJSON_AddNumberToObject(pi, "previous_version", strtod(PQgetvalue(q, 0, 1), NULL))
+              : cJSON_AddNullToObject(pi, "previous_version")) ||
+        !(has_active ? cJSON_AddStringToObject(pi, "previous_version_id", PQgetvalue(q, 0, 0))
+                     : cJSON_AddNullToObject(pi, "previous_version_id")) ||
+        json_num(pi, "previous_score", prev) || json_num(pi, "new_score", fresh) ||
+        json_num(pi, "improvement", isfinite(prev) && isfinite(fresh) ? prev - fresh : NAN) ||
+        !cJSON_AddStringToObject(pi, "basis", basis) ||
+        !cJSON_AddStringToObject(pi, "policy", "activate when better or none active") ||
+        !cJSON_AddBoolToObject(pi, "activated", activate) ||
+        !(pi_text = cJSON_PrintUnformatted(pi))) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+        goto done;
+    }
+    const char *jparams[] = {run->job.id, pi_text};
+    PGresult *u = pg_exec(pg, PGRES_COMMAND_OK,
+                          "UPDATE model_training_history SET training_metrics = training_metrics "
+                          "|| jsonb_build_object('performance_improvement', $2::jsonb) "
+                          "WHERE id = $1::uuid",
+                          2, jparams, err, errlen);
+    if (!u) {
+        rc = ENMS_EDB;
+        goto done;
+    }
+    PQclear(u);
+    if (!activate)
+        goto done;
+    if (has_active) {
+        const char *dparams[] = {PQgetvalue(q, 0, 0)};
+        u = pg_exec(pg, PGRES_COMMAND_OK,
+                    "UPDATE model_versions SET is_active = false WHERE id = $1::uuid", 1, dparams,
+                    err, errlen);
+        if (!u) {
+            rc = ENMS_EDB;
+            goto done;
+        }
+        PQclear(u);
+    }
+    const char *nparams[] = {version_id};
+    u = pg_exec(pg, PGRES_COMMAND_OK,
+                "UPDATE model_versions SET is_active = true, activated_at = now() "
+                "WHERE id = $1::uuid",
+                1, nparams, err, errlen);
+    if (!u) {
+        rc = ENMS_EDB;
+        goto done;
+    }
+    PQclear(u);
+done:
+    cJSON_free(pi_text);
+    cJSON_Delete(pi);
+    PQclear(q);
+    return rc;
+}
+
+/* The new version's evaluation as a model_performance_metrics row: the
+ * named columns come from the uniform keys of validation_metrics_json. */
+static int insert_performance(struct run *run, const char *version_id, const char *version,
+                              char *err, size_t errlen)
+{
+    const struct train_result *res = &run->result;
+    char start[24], end[24], count[16], completeness[40];
+    if (res->eval_samples >= 0)
+        snprintf(count, sizeof count, "%d", res->eval_samples);
+    const char *params[] = {
+        version_id,
+        run->job.model_type,
+        run->job.machine_id,
+        version,
+        epoch_param(res->eval_start, start, sizeof start),
+        epoch_param(res->eval_end, end, sizeof end),
+        res->eval_samples >= 0 ? count : NULL,
+        res->validation_metrics_json ? res->validation_metrics_json : "{}",
+        double_param(res->data_completeness * 100, completeness, sizeof completeness),
+        run->w->cfg->worker_id,
+    };
+    PGresult *q =
+        pg_exec(run->w->pg, PGRES_COMMAND_OK,
+                "INSERT INTO model_performance_metrics (model_id, model_type, machine_id, "
+                "model_version, evaluation_start, evaluation_end, sample_count, metrics, "
+                "r_squared, rmse, mae, mape, precision_score, recall_score, f1_score, "
+                "true_positives, false_positives, false_negatives, data_completeness, "
+                "outlier_percentage, evaluation_notes, created_by) "
+                "SELECT $1::uuid, $2, $3::uuid, $4::int, to_timestamp($5::bigint), "
+                "to_timestamp($6::bigint), $7::int, m, (m->>'r_squared')::float8, "
+                "(m->>'rmse')::float8, (m->>'mae')::float8, (m->>'mape')::float8, "
+                "(m->>'precision')::float8, (m->>'recall')::float8, (m->>'f1')::float8, "
+                "(m->>'true_positives')::int, (m->>'false_positives')::int, "
+                "(m->>'false_negatives')::int, LEAST(GREATEST($9::float8, 0), 100), "
+                "LEAST(GREATEST((m->>'outlier_percentage')::float8, 0), 100), "
+                "'evaluation at training', $10 FROM (SELECT $8::jsonb AS m) AS v",
+                10, params, err, errlen);
+    if (!q)
+        return ENMS_EDB;
+    PQclear(q);
+    return ENMS_OK;
+}
+
+/* completed, with the model version and everything the trainer reported,
+ * in one transaction: the compare-and-set comes first and locks the row, so
+ * a stale attempt or a cancelled job rolls back with nothing written. */
 static int write_completed(struct run *run, const void *arg, char *err, size_t errlen)
 {
     (void)arg;
@@ -277,7 +426,8 @@ static int write_completed(struct run *run, const void *arg, char *err, size_t e
     const struct train_result *res = &run->result;
     const char *id = run->job.id;
     PGresult *q = NULL;
-    char samples[16];
+    char samples[16], dstart[24], dend[24];
+    const char *version_id = NULL, *version = NULL;
     int rc = pg_command(pg, "BEGIN", err, errlen);
     if (rc != ENMS_OK)
         return rc;
@@ -285,7 +435,6 @@ static int write_completed(struct run *run, const void *arg, char *err, size_t e
     if (rc != ENMS_OK)
         goto fail;
     snprintf(samples, sizeof samples, "%d", res->training_samples);
-    const char *samples_param = res->training_samples >= 0 ? samples : NULL;
     if (res->artifact_json) {
         const char *vparams[] = {run->job.machine_id, run->job.model_type, id, res->artifact_json,
                                  res->metrics_json};
@@ -300,28 +449,42 @@ static int write_completed(struct run *run, const void *arg, char *err, size_t e
             rc = ENMS_EDB;
             goto fail;
         }
-        const char *uparams[] = {id, PQgetvalue(q, 0, 0), PQgetvalue(q, 0, 1), samples_param};
-        PGresult *u = pg_exec(pg, PGRES_COMMAND_OK,
-                              "UPDATE model_training_history SET result_version_id = $2::uuid, "
-                              "model_version = $3::int, training_samples = $4::int "
-                              "WHERE id = $1::uuid",
-                              4, uparams, err, errlen);
-        if (!u) {
-            rc = ENMS_EDB;
+        version_id = PQgetvalue(q, 0, 0);
+        version = PQgetvalue(q, 0, 1);
+    }
+    /* NULL parameters keep what the row has (the probe sets little). */
+    const char *uparams[] = {id,
+                             version_id,
+                             version,
+                             res->training_samples >= 0 ? samples : NULL,
+                             epoch_param(res->data_start, dstart, sizeof dstart),
+                             epoch_param(res->data_end, dend, sizeof dend),
+                             res->hyperparameters_json,
+                             res->feature_names,
+                             res->validation_metrics_json};
+    PGresult *u =
+        pg_exec(pg, PGRES_COMMAND_OK,
+                "UPDATE model_training_history SET "
+                "result_version_id = COALESCE($2::uuid, result_version_id), "
+                "model_version = COALESCE($3::int, model_version), "
+                "training_samples = COALESCE($4::int, training_samples), "
+                "training_data_start = COALESCE(to_timestamp($5::bigint), training_data_start), "
+                "training_data_end = COALESCE(to_timestamp($6::bigint), training_data_end), "
+                "hyperparameters = COALESCE($7::jsonb, hyperparameters), "
+                "feature_names = CASE WHEN $8::jsonb IS NULL THEN feature_names "
+                "ELSE ARRAY(SELECT jsonb_array_elements_text($8::jsonb)) END, "
+                "validation_metrics = COALESCE($9::jsonb, validation_metrics) "
+                "WHERE id = $1::uuid",
+                9, uparams, err, errlen);
+    if (!u) {
+        rc = ENMS_EDB;
+        goto fail;
+    }
+    PQclear(u);
+    if (version_id && strcmp(run->job.model_type, "probe") != 0) {
+        if ((rc = activate_version(run, version_id, err, errlen)) != ENMS_OK ||
+            (rc = insert_performance(run, version_id, version, err, errlen)) != ENMS_OK)
             goto fail;
-        }
-        PQclear(u);
-    } else if (samples_param) {
-        const char *uparams[] = {id, samples_param};
-        PGresult *u = pg_exec(pg, PGRES_COMMAND_OK,
-                              "UPDATE model_training_history SET training_samples = $2::int "
-                              "WHERE id = $1::uuid",
-                              2, uparams, err, errlen);
-        if (!u) {
-            rc = ENMS_EDB;
-            goto fail;
-        }
-        PQclear(u);
     }
     rc = pg_command(pg, "COMMIT", err, errlen);
     PQclear(q);

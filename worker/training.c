@@ -1,28 +1,40 @@
 /* training.c - train_run: sends a job to the code that trains its model
- * type. Probe jobs (queue tests and benchmarks) go to probe.c; the three
- * real model types fail with a clear message until the training issue
- * brings their code: a job is never reported trained when it was not. */
+ * type. Probe jobs (queue tests and benchmarks) go to probe.c; baseline,
+ * anomaly and forecast_arima to train_models.c. */
 #include "training.h"
 #include "probe.h"
+#include "train_models.h"
 #include "../common/error.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
+
+void train_result_init(struct train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    res->training_samples = -1;
+    res->eval_samples = -1;
+    res->data_completeness = NAN;
+    res->holdout_score = NAN;
+    res->compared_previous_score = NAN;
+    res->compared_new_score = NAN;
+}
 
 void train_result_clear(struct train_result *res)
 {
     free(res->metrics_json);
     free(res->artifact_json);
-    memset(res, 0, sizeof *res);
-    res->training_samples = -1;
+    free(res->validation_metrics_json);
+    free(res->hyperparameters_json);
+    free(res->feature_names);
+    train_result_init(res);
 }
 
 int train_run(const struct job_record *job, struct train_ctx *ctx, struct train_result *out,
               char *err, size_t errlen)
 {
-    static const char *const pending_types[] = {"baseline", "anomaly", "forecast_arima"};
-    memset(out, 0, sizeof *out);
-    out->training_samples = -1;
+    train_result_init(out);
 
     if (strcmp(job->model_type, "probe") == 0) {
         /* The API refuses probe jobs unless enabled; the worker checks too,
@@ -32,10 +44,11 @@ int train_run(const struct job_record *job, struct train_ctx *ctx, struct train_
                              "probe jobs are disabled on this worker (ENMS_ENABLE_PROBE=0)");
         return probe_run(job, ctx, out, err, errlen);
     }
-    for (size_t i = 0; i < sizeof pending_types / sizeof pending_types[0]; i++) {
-        if (strcmp(job->model_type, pending_types[i]) == 0)
-            return enms_fail(err, errlen, ENMS_EINVAL, "training for %s is not implemented yet",
-                             job->model_type);
-    }
+    if (strcmp(job->model_type, "baseline") == 0)
+        return train_baseline(job, ctx, out, err, errlen);
+    if (strcmp(job->model_type, "anomaly") == 0)
+        return train_anomaly(job, ctx, out, err, errlen);
+    if (strcmp(job->model_type, "forecast_arima") == 0)
+        return train_forecast_arima(job, ctx, out, err, errlen);
     return enms_fail(err, errlen, ENMS_EINVAL, "unknown model_type %s", job->model_type);
 }

@@ -14,6 +14,7 @@
 #define ENMS_WORKER_TRAINING_H
 
 #include <stddef.h>
+#include <time.h>
 #include <libpq-fe.h>
 
 #include "../common/config.h"
@@ -35,9 +36,30 @@ struct train_result {
     char *artifact_json;  /* malloc'd JSON object, or NULL: stored as a new
                              model_versions row when the job completes */
     int training_samples; /* -1 when not applicable */
+    /* Set by the model trainers (train_models.c); NULL / 0 / NAN when not
+     * applicable. All malloc'd strings are freed by train_result_clear. */
+    char *validation_metrics_json; /* JSON object: the holdout evaluation, with the
+                                      uniform keys the runner copies into
+                                      model_performance_metrics (r_squared, rmse, mae,
+                                      mape, precision, recall, f1, sample_count, ...) */
+    char *hyperparameters_json;    /* JSON object */
+    char *feature_names;           /* JSON array of strings */
+    time_t data_start, data_end;   /* training window, 0 when unknown */
+    time_t eval_start, eval_end;   /* evaluation (holdout) window, 0 when unknown */
+    int eval_samples;              /* rows in the evaluation, -1 when unknown */
+    double data_completeness;      /* 0..1, NAN when unknown */
+    double holdout_score;          /* lower is better; NAN when none */
+    /* A comparison with the version that was active during training, on the
+     * same holdout (baseline only); compared_version_id "" when none. */
+    char compared_version_id[JOBS_ID_SIZE];
+    double compared_previous_score, compared_new_score;
 };
 
-/* Frees what a train_result owns and zeroes it. */
+/* Sets res to "no result": NULL strings, -1 counts, NAN scores. Owns
+ * nothing yet; safe to clear. */
+void train_result_init(struct train_result *res);
+
+/* Frees what a train_result owns and resets it with train_result_init. */
 void train_result_clear(struct train_result *res);
 
 /* Trains job. Returns 0 with *out filled (caller clears it), ENMS_ESTOPPED

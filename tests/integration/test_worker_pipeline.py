@@ -184,12 +184,15 @@ def test_bad_probe_params_fail_at_once(pipe):
     assert row["status"] == "failed" and "unknown probe parameter" in row["error_message"], row
 
 
-def test_baseline_fails_not_implemented(pipe):
+def test_training_without_readings_fails_at_once_with_the_reason(pipe):
+    """A permanent failure (no data) fails the job on its first attempt, with
+    the trainer's message, and is not retried."""
     pipe.worker("wp-base")
     job = pipe.job(model_type="baseline")
     row = wait_status(pipe.dsn, job, ("completed", "failed"))
     assert row["status"] == "failed", row
-    assert "not implemented" in row["error_message"], row
+    assert "insufficient data" in row["error_message"], row
+    assert row["attempts"] == 1, row
     wait_for(lambda: not pipe.processing(), timeout=5)
 
 

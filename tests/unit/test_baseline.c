@@ -391,7 +391,10 @@ Test(baseline_hooks, progress_rises_and_cancel_is_checked_often, .timeout = 60)
     cr_expect(strstr(log.stages, "aggregating") && strstr(log.stages, "searching balance points") &&
                   strstr(log.stages, "fitting") && strstr(log.stages, "evaluating"),
               "stages: %s", log.stages);
-    cr_expect_lt(log.max_gap_s, 0.1, "should_stop not asked for %.3f s", log.max_gap_s);
+    /* The contract is "stop within a second of a cancel"; the model aims at
+     * asking every ~100 ms. The bound leaves room for sanitizer builds and a
+     * loaded CI machine while still failing a model that never asks. */
+    cr_expect_lt(log.max_gap_s, 0.5, "should_stop not asked for %.3f s", log.max_gap_s);
 
     struct hook_log stop = {.stop_after = 20};
     struct model_hooks stop_hooks = {NULL, log_stop, &stop};
