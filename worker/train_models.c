@@ -762,6 +762,11 @@ int train_forecast_arima(const struct job_record *job, struct train_ctx *ctx,
     time_t t0 = d.s.ts[0] - (d.s.ts[0] % HOUR_S);
 
     arima_auto_defaults(&opts, ARIMA_DEFAULT_PERIOD);
+    /* The daily cycle of hourly data as Fourier terms with ARMA errors, not
+     * seasonal ARMA: a seasonal model at m = 24 carries a state of 50 or
+     * more, and its stepwise search took minutes on demo machines, where
+     * the Fourier form fits in about a second (docs/worker.md). */
+    opts.fourier_above = 12;
     struct model_hooks hooks = part(&rep, 20, 90, "fitting");
     rc = arima_auto(grid + first, nfit, &opts, &hooks, &fit, &arep, err, errlen);
     if (rc != ENMS_OK)
@@ -810,6 +815,7 @@ int train_forecast_arima(const struct job_record *job, struct train_ctx *ctx,
         !(seasonal = cJSON_CreateIntArray(sord, 3)) ||
         !cJSON_AddItemToObject(metrics, "seasonal", seasonal) || add_num(metrics, "period", o->m) ||
         add_num(metrics, "fourier_k", fit->spec.fourier_k) ||
+        add_num(metrics, "fourier_period", fit->spec.fourier_period) ||
         add_num(metrics, "sigma2", fit->sigma2) || add_num(metrics, "loglik", fit->loglik) ||
         add_num(metrics, "aic", fit->aic) || add_num(metrics, "aicc", fit->aicc) ||
         add_num(metrics, "bic", fit->bic) ||
