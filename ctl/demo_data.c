@@ -7,6 +7,7 @@
  * and the numbers there. */
 #include "demo_data.h"
 #include "../common/error.h"
+#include "../common/rng.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -238,53 +239,14 @@ const struct demo_machine demo_machines[DEMO_MACHINE_COUNT] = {
  * the noise. The weather stream is keyed by site, the others by machine. */
 enum rng_stream { STREAM_WEATHER = 1, STREAM_PRODUCTION, STREAM_NOISE, STREAM_ANOMALY };
 
-struct rng {
-    uint64_t s[4];
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9E3779B97F4A7C15ULL);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ULL;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
 /* The stream key (stream << 8 | index) is XORed into a hash of the seed and
  * the result expanded by splitmix64 into xoshiro's 256-bit state, as its
  * authors recommend; splitmix64 never yields an all-zero state here. */
 static void rng_init(struct rng *r, uint64_t seed, enum rng_stream stream, unsigned index)
 {
     uint64_t x = seed;
-    uint64_t key = splitmix64(&x) ^ (((uint64_t)stream << 8) | index);
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&key);
-}
-
-/* xoshiro256** */
-static uint64_t rng_next(struct rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform on [0, 1) with 53 random bits: exact in every IEEE double. */
-static double rng_uniform(struct rng *r)
-{
-    return (double)(rng_next(r) >> 11) * 0x1.0p-53;
+    uint64_t key = rng_splitmix64(&x) ^ (((uint64_t)stream << 8) | index);
+    rng_seed(r, key);
 }
 
 /* Standard normal approximated by the Irwin-Hall sum of twelve uniforms:

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "../../common/error.h"
+#include "../../common/rng.h"
 #include "../../ctl/demo_data.h"
 #include "../../worker/models/anomaly.h"
 #include "../../worker/models/iforest.h"
@@ -73,14 +74,14 @@ Test(iforest, obvious_outlier_scores_highest)
 
 Test(iforest, rng_is_deterministic_and_uniform)
 {
-    struct iforest_rng a, b;
-    iforest_rng_seed(&a, 7);
-    iforest_rng_seed(&b, 7);
+    struct rng a, b;
+    rng_seed(&a, 7);
+    rng_seed(&b, 7);
     double mean = 0;
     for (int i = 0; i < 10000; i++) {
-        cr_assert_eq(iforest_rng_next(&a), iforest_rng_next(&b));
-        double u = iforest_rng_uniform(&a);
-        iforest_rng_uniform(&b);
+        cr_assert_eq(rng_next(&a), rng_next(&b));
+        double u = rng_uniform(&a);
+        rng_uniform(&b);
         cr_assert(u >= 0 && u < 1);
         mean += u / 10000;
     }
@@ -100,12 +101,12 @@ struct toy {
 
 static void toy_init(struct toy *t)
 {
-    struct iforest_rng rng;
-    iforest_rng_seed(&rng, 1);
+    struct rng rng;
+    rng_seed(&rng, 1);
     for (size_t i = 0; i < 24 * 28; i++) {
         int h = (int)(i % 24);
         t->ts[i] = END_2026 + (time_t)i * 3600;
-        t->e[i] = (h >= 7 && h < 19 ? 30.0 : 10.0) + (iforest_rng_uniform(&rng) - 0.5);
+        t->e[i] = (h >= 7 && h < 19 ? 30.0 : 10.0) + (rng_uniform(&rng) - 0.5);
     }
     t->s = (struct series){.n = 24 * 28, .ts = t->ts, .energy = t->e};
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "../../common/error.h"
+#include "../../common/rng.h"
 
 #define EULER_GAMMA 0.5772156649015329
 
@@ -19,58 +20,6 @@ double iforest_c(double n)
     if (n <= 2)
         return 1.0;
     return 2.0 * (log(n - 1.0) + EULER_GAMMA) - 2.0 * (n - 1.0) / n;
-}
-
-/* splitmix64 (Steele, Lea & Flood 2014) expands one seed into the four
- * state words; xoshiro256** (Blackman & Vigna 2018) then generates. */
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-void iforest_rng_seed(struct iforest_rng *r, uint64_t seed)
-{
-    uint64_t x = seed;
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&x);
-}
-
-uint64_t iforest_rng_next(struct iforest_rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-double iforest_rng_uniform(struct iforest_rng *r)
-{
-    return (double)(iforest_rng_next(r) >> 11) * 0x1.0p-53;
-}
-
-/* Uniform integer in [0, n) by rejection, so small n carry no modulo bias. */
-static size_t rng_below(struct iforest_rng *r, size_t n)
-{
-    uint64_t limit = UINT64_MAX - UINT64_MAX % n;
-    uint64_t v;
-    do
-        v = iforest_rng_next(r);
-    while (v >= limit);
-    return (size_t)(v % n);
 }
 
 void iforest_free(struct iforest *f)
@@ -86,7 +35,7 @@ struct builder {
     const double *x;
     int nf;
     int max_depth;
-    struct iforest_rng rng;
+    struct rng rng;             /* common/rng.h: the seeded generator */
     struct iforest_node *nodes; /* this tree's nodes */
     size_t count;
 };
@@ -116,7 +65,7 @@ static void grow(struct builder *b, size_t *idx, size_t n, int d)
     if (nv == 0)
         return;
     int f = varying[rng_below(&b->rng, (size_t)nv)];
-    double split = lo[f] + iforest_rng_uniform(&b->rng) * (hi[f] - lo[f]);
+    double split = lo[f] + rng_uniform(&b->rng) * (hi[f] - lo[f]);
     if (!(split > lo[f]))
         split = hi[f]; /* keep both sides non-empty when the draw is 0 */
     size_t left = 0;
@@ -161,7 +110,7 @@ int iforest_build(const double *x, size_t n, int nfeatures, int ntrees, int subs
     for (size_t i = 0; i < n; i++)
         all[i] = i;
     struct builder b = {.x = x, .nf = nfeatures, .max_depth = depth};
-    iforest_rng_seed(&b.rng, seed);
+    rng_seed(&b.rng, seed);
     size_t used = 0;
     char stage[32];
     for (int t = 0; t < ntrees; t++) {

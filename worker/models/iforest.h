@@ -43,15 +43,6 @@ struct iforest {
  * constant; c(2) = 1 and c(n <= 1) = 0. */
 double iforest_c(double n);
 
-/* The generator behind the forest, exposed for tests: xoshiro256** with its
- * state filled by splitmix64 from seed. */
-struct iforest_rng {
-    uint64_t s[4];
-};
-void iforest_rng_seed(struct iforest_rng *r, uint64_t seed);
-uint64_t iforest_rng_next(struct iforest_rng *r);
-double iforest_rng_uniform(struct iforest_rng *r); /* [0, 1), 53 bits */
-
 /* Builds ntrees trees on subsamples (without replacement) of the n rows of
  * x (row-major, nfeatures columns, finite values). Reports "tree t/N"
  * progress in [lo, hi] of hooks and stops with ENMS_ESTOPPED when asked.
