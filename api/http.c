@@ -1,6 +1,7 @@
 /* http.c - JSON replies and bounded body reads for the API (see http.h). */
 #include "http.h"
 #include "../common/json.h"
+#include "../common/queue.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -123,4 +124,29 @@ int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *l
 int http_method_is(struct mg_connection *conn, const char *method)
 {
     return strcmp(mg_get_request_info(conn)->request_method, method) == 0;
+}
+
+int http_item_path(struct mg_connection *conn, const char *base, const char *action,
+                   const char *id_field, char *id_out, int *has_action)
+{
+    const char *uri = mg_get_request_info(conn)->local_uri;
+    const char *id = uri + strlen(base);
+    const char *slash = strchr(id, '/');
+    size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
+    const char *rest = slash ? slash + 1 : NULL;
+
+    if (idlen == 0 || (rest && strcmp(rest, action) != 0))
+        return http_reply_error(conn, 404, "no such endpoint: %s %s",
+                                mg_get_request_info(conn)->request_method, uri);
+    if (!queue_is_uuid(id, idlen))
+        return http_reply_error(conn, 400,
+                                "%s: must be a UUID such as "
+                                "3f2b8c1e-0000-4000-8000-000000000000",
+                                id_field);
+    /* Ids are stored lower-case; accept either case from clients. */
+    for (size_t i = 0; i < idlen; i++)
+        id_out[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
+    id_out[idlen] = '\0';
+    *has_action = rest != NULL;
+    return 0;
 }

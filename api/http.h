@@ -27,6 +27,14 @@ int http_reply_error(struct mg_connection *conn, int status, const char *fmt, ..
  * sent (411, 413 or 400) and the status is returned as a negative number. */
 int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *len);
 
+/* Parses an item path "<base><uuid>" or "<base><uuid>/<action>" (base ends
+ * in '/'). On success returns 0, writes the lower-cased id into id_out (37
+ * bytes) and sets *has_action. Otherwise it has already replied — 404 for
+ * an unknown path, 400 naming id_field for a malformed id — and returns
+ * that status. */
+int http_item_path(struct mg_connection *conn, const char *base, const char *action,
+                   const char *id_field, char *id_out, int *has_action);
+
 /* True when the request method equals method. */
 int http_method_is(struct mg_connection *conn, const char *method);
 

@@ -265,25 +265,13 @@ int route_models_item(struct mg_connection *conn, void *cbdata)
 {
     (void)cbdata;
     static const char base[] = "/api/v1/models/";
-    const char *uri = mg_get_request_info(conn)->local_uri;
-    const char *id = uri + strlen(base);
-    const char *slash = strchr(id, '/');
-    size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
-    const char *rest = slash ? slash + 1 : NULL;
     char model_id[37];
+    int has_action = 0;
+    int status = http_item_path(conn, base, "activate", "id", model_id, &has_action);
 
-    if (idlen == 0 || (rest && strcmp(rest, "activate") != 0))
-        return http_reply_error(conn, 404, "no such endpoint: %s %s",
-                                mg_get_request_info(conn)->request_method, uri);
-    if (!queue_is_uuid(id, idlen))
-        return http_reply_error(conn, 400,
-                                "id: must be a UUID such as "
-                                "3f2b8c1e-0000-4000-8000-000000000000");
-    for (size_t i = 0; i < idlen; i++)
-        model_id[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
-    model_id[idlen] = '\0';
-
-    if (rest) {
+    if (status != 0)
+        return status;
+    if (has_action) {
         if (!http_method_is(conn, "POST"))
             return http_reply_error(conn, 405, "use POST");
         return model_activate(conn, model_id);
