@@ -8,6 +8,7 @@ CC      ?= cc
 CFLAGS  ?= -O2 -g
 BUILD   ?= build
 SANITIZE ?= 0
+ASAN_BUILD ?= build/asan
 
 PKGS         := libpq hiredis libcjson gsl
 PKG_CFLAGS   := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
@@ -50,7 +51,9 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(ENMS_CFLAGS) $(CFLAGS) $(SAN_FLAGS) -c $< -o $@
 
-$(BUILD)/bin/enms-api: $(call obj,$(API_SRC) $(COMMON_SRC))
+# The API links the model code too: drift checks and A/B results score
+# stored model versions (worker/models is pure, no Redis or HTTP).
+$(BUILD)/bin/enms-api: $(call obj,$(API_SRC) $(COMMON_SRC) $(wildcard worker/models/*.c))
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS)
 
@@ -70,7 +73,7 @@ $(BUILD)/bin/unit-tests: $(call obj,$(UNIT_SRC) $(LIB_SRC))
 	$(CC) $(CFLAGS) $(SAN_FLAGS) $(LDFLAGS) $^ -o $@ $(ENMS_LDLIBS) -lcriterion
 
 asan:
-	$(MAKE) BUILD=build/asan SANITIZE=1 CFLAGS="-O1 -g" build unit
+	$(MAKE) BUILD=$(ASAN_BUILD) SANITIZE=1 CFLAGS="-O1 -g" build unit
 
 # libFuzzer targets: fuzz/fuzz_<name>.c over the pure parsers. `make fuzz`
 # runs each for FUZZ_SECONDS; the test suite runs a short smoke of each.

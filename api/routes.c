@@ -27,6 +27,21 @@ void routes_register(struct mg_context *ctx, void *server)
     mg_set_request_handler(ctx, "/api/v1/queue$", route_queue, server);
     mg_set_request_handler(ctx, "/api/v1/machines$", route_machines, server);
     mg_set_request_handler(ctx, "/api/v1/events$", route_events, server);
+    mg_set_request_handler(ctx, "/api/v1/model-performance/metrics/record$", route_metrics_record,
+                           server);
+    mg_set_request_handler(ctx, "/api/v1/model-performance/metrics/trend$", route_metrics_trend,
+                           server);
+    mg_set_request_handler(ctx, "/api/v1/model-performance/drift/check$", route_drift_check,
+                           server);
+    mg_set_request_handler(ctx, "/api/v1/model-performance/ab-test/start$", route_ab_start, server);
+    mg_set_request_handler(ctx, "/api/v1/model-performance/ab-test/", route_ab_item, server);
+    mg_set_request_handler(ctx, "/api/v1/model-performance/alerts/active$", route_alerts_active,
+                           server);
+    mg_set_request_handler(ctx, "/api/v1/alerts/", route_alerts_item, server);
+    mg_set_request_handler(ctx, "/api/v1/evaluate$", route_evaluate, server);
+    mg_set_request_handler(ctx, "/api/v1/readings$", route_readings, server);
+    mg_set_request_handler(ctx, "/api/v1/anomalies$", route_anomalies_list, server);
+    mg_set_request_handler(ctx, "/api/v1/anomalies/", route_anomalies_item, server);
     mg_set_request_handler(ctx, "/api$", route_api_not_found, server);
     mg_set_request_handler(ctx, "/api/", route_api_not_found, server);
 }

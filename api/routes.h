@@ -39,4 +39,32 @@ int route_machines(struct mg_connection *conn, void *cbdata);
 /* routes_events.c: GET /api/v1/events (Server-Sent Events) */
 int route_events(struct mg_connection *conn, void *cbdata);
 
+/* routes_metrics.c: POST /api/v1/model-performance/metrics/record,
+ * GET /api/v1/model-performance/metrics/trend */
+int route_metrics_record(struct mg_connection *conn, void *cbdata);
+int route_metrics_trend(struct mg_connection *conn, void *cbdata);
+
+/* routes_drift.c: POST /api/v1/model-performance/drift/check */
+int route_drift_check(struct mg_connection *conn, void *cbdata);
+
+/* routes_abtest.c: POST /api/v1/model-performance/ab-test/start,
+ * GET .../ab-test/{id}/results, POST .../ab-test/{id}/decide */
+int route_ab_start(struct mg_connection *conn, void *cbdata);
+int route_ab_item(struct mg_connection *conn, void *cbdata);
+
+/* routes_alerts.c: GET /api/v1/model-performance/alerts/active,
+ * POST /api/v1/alerts/{id}/acknowledge, POST /api/v1/alerts/{id}/resolve */
+int route_alerts_active(struct mg_connection *conn, void *cbdata);
+int route_alerts_item(struct mg_connection *conn, void *cbdata);
+
+/* routes_evaluate.c: POST /api/v1/evaluate */
+int route_evaluate(struct mg_connection *conn, void *cbdata);
+
+/* routes_readings.c: POST /api/v1/readings */
+int route_readings(struct mg_connection *conn, void *cbdata);
+
+/* routes_anomalies.c: GET /api/v1/anomalies, POST /api/v1/anomalies/{id}/label */
+int route_anomalies_list(struct mg_connection *conn, void *cbdata);
+int route_anomalies_item(struct mg_connection *conn, void *cbdata);
+
 #endif

@@ -59,7 +59,38 @@ static const struct param_spec PROBE_PARAMS[] = {
 };
 static const struct param_spec MODEL_PARAMS[] = {
     {.name = "days", .type = PARAM_INT, .min = 1, .max = 3650},
+    /* The window ends here instead of at the newest reading (train on the
+     * past, then evaluate or check drift on what came after). */
+    {.name = "until", .type = PARAM_TIME},
+    {.name = "utc_offset_hours", .type = PARAM_INT, .min = -14, .max = 14},
 };
+#define MODEL_PARAMS_COUNT (sizeof MODEL_PARAMS / sizeof MODEL_PARAMS[0])
+
+/* The params object the worker receives for a real model type: the checked
+ * fields in their normalised form (times as UTC "...Z"), so the worker never
+ * parses client spellings. Returns malloc'd text or NULL (out of memory). */
+static char *model_params_json(const struct params *sub)
+{
+    cJSON *o = cJSON_CreateObject();
+    char *text = NULL;
+    if (!o)
+        return NULL;
+    for (size_t i = 0; i < MODEL_PARAMS_COUNT; i++) {
+        const struct param_value *v = params_get(sub, MODEL_PARAMS[i].name);
+        if (!v)
+            continue;
+        if (MODEL_PARAMS[i].type == PARAM_INT) {
+            if (!cJSON_AddNumberToObject(o, MODEL_PARAMS[i].name, (double)v->num))
+                goto done;
+        } else if (!cJSON_AddStringToObject(o, MODEL_PARAMS[i].name, v->text)) {
+            goto done;
+        }
+    }
+    text = cJSON_PrintUnformatted(o);
+done:
+    cJSON_Delete(o);
+    return text;
+}
 
 /* Seconds a job of this type takes when no completed job tells us better. */
 static double default_duration_s(const char *model_type, const struct params *sub)
@@ -145,7 +176,7 @@ int route_retrain_trigger(struct mg_connection *conn, void *cbdata)
     const struct mg_request_info *ri = mg_get_request_info(conn);
     struct param_spec fields[F_COUNT];
     struct params p, sub;
-    char *body = NULL;
+    char *body = NULL, *normalised = NULL;
     size_t bodylen = 0;
     char err[512];
     char job_id[JOBS_ID_SIZE] = "", existing[JOBS_ID_SIZE] = "";
@@ -157,7 +188,7 @@ int route_retrain_trigger(struct mg_connection *conn, void *cbdata)
     if (cfg->enable_probe)
         fields[F_MODEL_TYPE].choices = MODEL_TYPES_PROBE;
     params_init(&p, fields, F_COUNT, NULL);
-    params_init(&sub, MODEL_PARAMS, 1, "params.");
+    params_init(&sub, MODEL_PARAMS, MODEL_PARAMS_COUNT, "params.");
 
     if (!http_method_is(conn, "POST"))
         return http_reply_error(conn, 405, "use POST");
@@ -180,6 +211,13 @@ int route_retrain_trigger(struct mg_connection *conn, void *cbdata)
         params_parse_json(&sub, params_json, strlen(params_json), err, sizeof err) != ENMS_OK) {
         status = http_reply_error(conn, 400, "%s", err);
         goto done;
+    }
+    if (params_json && strcmp(model_type, "probe") != 0) {
+        if (!(normalised = model_params_json(&sub))) {
+            status = http_reply_error(conn, 500, "out of memory");
+            goto done;
+        }
+        params_json = normalised;
     }
 
     PGconn *pg = api_pg(conn, err, sizeof err);
@@ -236,6 +274,7 @@ done:
     cJSON_Delete(obj);
     params_free(&sub);
     params_free(&p);
+    free(normalised);
     free(body);
     return status;
 }

@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +46,25 @@ const struct config_var config_vars[] = {
     {"ENMS_REDISPATCH_GRACE_S", "10",
      "a pending job missing from Redis this long is pushed again (1-3600)"},
     {"ENMS_SSE_MAX_STREAMS", "4", "open event streams allowed (1-64, < ENMS_HTTP_THREADS)"},
+    {"ENMS_EVAL_INTERVAL_S", "86400", "evaluate every active model this often (0 off, 60-2592000)"},
+    {"ENMS_SCORE_INTERVAL_S", "3600",
+     "score new readings with active anomaly models this often (0 off, 60-2592000)"},
+    {"ENMS_RETRAIN_BASELINE_S", "604800",
+     "retrain baselines whose active version is older (0 off, 3600-31536000)"},
+    {"ENMS_RETRAIN_ANOMALY_S", "86400", "same for anomaly models (0 off, 3600-31536000)"},
+    {"ENMS_RETRAIN_FORECAST_S", "86400", "same for forecast models (0 off, 3600-31536000)"},
+    {"ENMS_AUTO_RETRAIN", "1", "1 triggers a retrain when drift is detected"},
+    {"ENMS_DRIFT_COOLDOWN_S", "86400",
+     "at most one drift retrain per model this often (0-2592000)"},
+    {"ENMS_DRIFT_RECENT_DAYS", "7", "days of recent readings a drift check compares (1-90)"},
+    {"ENMS_DRIFT_PSI", "0.25",
+     "population stability index above which a feature drifted (0.01-10)"},
+    {"ENMS_DRIFT_KS_ALPHA", "0.01",
+     "significance of the KS test on the effective sample size (0.0001-0.2)"},
+    {"ENMS_DRIFT_PERF", "0.5",
+     "relative degradation of the main error metric that is concept drift (0.01-10)"},
+    {"ENMS_ACTIVATION_POLICY", "better",
+     "new versions: better (activate when better or none active), always, or manual"},
 };
 const size_t config_var_count = sizeof config_vars / sizeof config_vars[0];
 
@@ -61,6 +81,19 @@ int config_parse_int(const char *text, long min, long max, long *out)
     return ENMS_OK;
 }
 
+int config_parse_double(const char *text, double min, double max, double *out)
+{
+    char *end = NULL;
+    if (!text || !*text)
+        return ENMS_EINVAL;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno != 0 || *end != '\0' || end == text || !isfinite(v) || v < min || v > max)
+        return ENMS_EINVAL;
+    *out = v;
+    return ENMS_OK;
+}
+
 /* Copies src into out when it fits; a path too long to hold is not used. */
 static void copy_path(char *out, size_t outlen, const char *src)
 {
@@ -70,7 +103,7 @@ static void copy_path(char *out, size_t outlen, const char *src)
 }
 
 /* Finds <name> beside the binary's build tree (build/bin/.. or
- * build/asan/bin/.., looking up to three folders above the executable), or
+ * build/asan/bin/.., looking up to four folders above the executable), or
  * the installed copy under /usr/share; writes "" when neither exists. */
 static void default_data_dir(const char *name, char *out, size_t outlen)
 {
@@ -85,7 +118,7 @@ static void default_data_dir(const char *name, char *out, size_t outlen)
         char *slash = strrchr(exe, '/');
         if (slash)
             *slash = '\0';
-        const char *ups[] = {"..", "../..", "../../.."};
+        const char *ups[] = {"..", "../..", "../../..", "../../../.."};
         for (size_t i = 0; i < sizeof ups / sizeof ups[0]; i++) {
             snprintf(candidate, sizeof candidate, "%s/%s/%s", exe, ups[i], name);
             if (stat(candidate, &st) == 0 && S_ISDIR(st.st_mode) && realpath(candidate, resolved)) {
@@ -121,6 +154,29 @@ static int read_int(const char *value, const char *name, long def, long min, lon
     if (value && config_parse_int(value, min, max, &v) != ENMS_OK)
         return enms_fail(err, errlen, ENMS_EINVAL, "%s: \"%.40s\" is not an integer in %ld..%ld",
                          name, value, min, max);
+    *dst = (int)v;
+    return ENMS_OK;
+}
+
+static int read_double(const char *value, const char *name, double def, double min, double max,
+                       double *dst, char *err, size_t errlen)
+{
+    double v = def;
+    if (value && config_parse_double(value, min, max, &v) != ENMS_OK)
+        return enms_fail(err, errlen, ENMS_EINVAL, "%s: \"%.40s\" is not a number in %g..%g", name,
+                         value, min, max);
+    *dst = v;
+    return ENMS_OK;
+}
+
+/* An interval that is 0 (off) or in [min, max]. */
+static int read_interval(const char *value, const char *name, long def, long min, long max,
+                         int *dst, char *err, size_t errlen)
+{
+    long v = def;
+    if (value && (config_parse_int(value, 0, max, &v) != ENMS_OK || (v != 0 && v < min)))
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "%s: \"%.40s\" is not 0 or an integer in %ld..%ld", name, value, min, max);
     *dst = (int)v;
     return ENMS_OK;
 }
@@ -161,6 +217,18 @@ static void config_defaults(struct enms_config *cfg)
     cfg->housekeeping_interval_s = 2;
     cfg->redispatch_grace_s = 10;
     cfg->sse_max_streams = 4;
+    cfg->eval_interval_s = 86400;
+    cfg->score_interval_s = 3600;
+    cfg->retrain_baseline_s = 604800;
+    cfg->retrain_anomaly_s = 86400;
+    cfg->retrain_forecast_s = 86400;
+    cfg->auto_retrain = 1;
+    cfg->drift_cooldown_s = 86400;
+    cfg->drift_recent_days = 7;
+    cfg->drift_psi = 0.25;
+    cfg->drift_ks_alpha = 0.01;
+    cfg->drift_perf = 0.5;
+    snprintf(cfg->activation_policy, sizeof cfg->activation_policy, "better");
 }
 
 int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *name, void *ctx),
@@ -180,6 +248,14 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
         goto done;
 #define INT(var, field, def, min, max)                                                             \
     if ((rc = read_int(lookup(var, ctx), var, def, min, max, &cfg->field, err, errlen)) !=         \
+        ENMS_OK)                                                                                   \
+        goto done;
+#define IVL(var, field, def, min, max)                                                             \
+    if ((rc = read_interval(lookup(var, ctx), var, def, min, max, &cfg->field, err, errlen)) !=    \
+        ENMS_OK)                                                                                   \
+        goto done;
+#define DBL(var, field, def, min, max)                                                             \
+    if ((rc = read_double(lookup(var, ctx), var, def, min, max, &cfg->field, err, errlen)) !=      \
         ENMS_OK)                                                                                   \
         goto done;
 
@@ -205,8 +281,22 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     INT("ENMS_HOUSEKEEPING_INTERVAL_S", housekeeping_interval_s, 2, 1, 300);
     INT("ENMS_REDISPATCH_GRACE_S", redispatch_grace_s, 10, 1, 3600);
     INT("ENMS_SSE_MAX_STREAMS", sse_max_streams, 4, 1, 64);
+    IVL("ENMS_EVAL_INTERVAL_S", eval_interval_s, 86400, 60, 2592000);
+    IVL("ENMS_SCORE_INTERVAL_S", score_interval_s, 3600, 60, 2592000);
+    IVL("ENMS_RETRAIN_BASELINE_S", retrain_baseline_s, 604800, 3600, 31536000);
+    IVL("ENMS_RETRAIN_ANOMALY_S", retrain_anomaly_s, 86400, 3600, 31536000);
+    IVL("ENMS_RETRAIN_FORECAST_S", retrain_forecast_s, 86400, 3600, 31536000);
+    INT("ENMS_AUTO_RETRAIN", auto_retrain, 1, 0, 1);
+    INT("ENMS_DRIFT_COOLDOWN_S", drift_cooldown_s, 86400, 0, 2592000);
+    INT("ENMS_DRIFT_RECENT_DAYS", drift_recent_days, 7, 1, 90);
+    DBL("ENMS_DRIFT_PSI", drift_psi, 0.25, 0.01, 10);
+    DBL("ENMS_DRIFT_KS_ALPHA", drift_ks_alpha, 0.01, 0.0001, 0.2);
+    DBL("ENMS_DRIFT_PERF", drift_perf, 0.5, 0.01, 10);
+    STR("ENMS_ACTIVATION_POLICY", activation_policy, "better");
 #undef STR
 #undef INT
+#undef IVL
+#undef DBL
 
     int max_body = 1048576;
     if ((rc = read_int(lookup("ENMS_HTTP_MAX_BODY", ctx), "ENMS_HTTP_MAX_BODY", 1048576, 1024,
@@ -218,6 +308,14 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     if (v && log_level_parse(v, &cfg->log_level) != ENMS_OK) {
         rc = enms_fail(err, errlen, ENMS_EINVAL,
                        "ENMS_LOG_LEVEL: \"%.40s\" is not one of debug, info, warn, error", v);
+        goto done;
+    }
+    if (strcmp(cfg->activation_policy, "better") != 0 &&
+        strcmp(cfg->activation_policy, "always") != 0 &&
+        strcmp(cfg->activation_policy, "manual") != 0) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "ENMS_ACTIVATION_POLICY: \"%.15s\" is not one of better, always, manual",
+                       cfg->activation_policy);
         goto done;
     }
     if (cfg->pg_dsn[0] == '\0') {

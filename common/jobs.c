@@ -54,17 +54,18 @@ static int db_error(PGconn *conn, const PGresult *res, char *err, size_t errlen)
     return ENMS_EDB;
 }
 
-/* The id of the job currently pending or running for (model_type,
- * machine_id); ENMS_ENOTFOUND when none (it finished in the meantime). */
-static int find_active(PGconn *conn, const char *model_type, const char *machine_id, char *out,
-                       char *err, size_t errlen)
+/* The id of the job of job_kind currently pending or running for
+ * (model_type, machine_id); ENMS_ENOTFOUND when none (it finished in the
+ * meantime). */
+static int find_active(PGconn *conn, const char *model_type, const char *machine_id,
+                       const char *job_kind, char *out, char *err, size_t errlen)
 {
-    const char *params[] = {model_type, machine_id};
+    const char *params[] = {model_type, machine_id, job_kind};
     PGresult *res = pg_exec(conn, PGRES_TUPLES_OK,
                             "SELECT id FROM model_training_history WHERE model_type = $1 AND "
-                            "machine_id = $2 AND training_status IN ('pending', 'running') "
-                            "LIMIT 1",
-                            2, params, err, errlen);
+                            "machine_id = $2 AND job_kind = $3 AND "
+                            "training_status IN ('pending', 'running') LIMIT 1",
+                            3, params, err, errlen);
     if (!res)
         return ENMS_EDB;
     int rc = ENMS_ENOTFOUND;
@@ -85,7 +86,8 @@ int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char 
                             req->reason,
                             req->triggered_by,
                             req->params_json ? req->params_json : "{}",
-                            req->queue_name ? req->queue_name : "default"};
+                            req->queue_name ? req->queue_name : "default",
+                            req->job_kind ? req->job_kind : "train"};
     existing_id[0] = '\0';
     /* A conflict whose holder finishes before we look it up is retried: the
      * insert may succeed the second time. */
@@ -94,9 +96,11 @@ int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char 
         PGresult *res =
             exec_keep_error(conn,
                             "INSERT INTO model_training_history (model_type, machine_id, "
-                            "trigger_type, reason, triggered_by, params, queue_name, stage) "
-                            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, 'queued') RETURNING id",
-                            7, params, &failed);
+                            "trigger_type, reason, triggered_by, params, queue_name, stage, "
+                            "job_kind) "
+                            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, 'queued', $8) "
+                            "RETURNING id",
+                            8, params, &failed);
         if (!failed) {
             copy_field(job_id, JOBS_ID_SIZE, res, 0, 0);
             PQclear(res);
@@ -113,9 +117,12 @@ int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char 
             return rc;
         }
         PQclear(res);
-        int rc = find_active(conn, req->model_type, req->machine_id, existing_id, err, errlen);
+        int rc = find_active(conn, req->model_type, req->machine_id, params[7], existing_id, err,
+                             errlen);
         if (rc == ENMS_OK)
-            return enms_fail(err, errlen, ENMS_ECONFLICT, "Training already in progress");
+            return enms_fail(err, errlen, ENMS_ECONFLICT,
+                             strcmp(params[7], "train") == 0 ? "Training already in progress"
+                                                             : "An evaluation is already queued");
         if (rc != ENMS_ENOTFOUND)
             return rc;
     }
@@ -172,7 +179,7 @@ int jobs_start(PGconn *conn, const char *job_id, const char *worker_id, struct j
                 "error_message = NULL "
                 "WHERE id = $1::uuid AND training_status = 'pending' "
                 "RETURNING id, model_type, machine_id, trigger_type, queue_name, attempts, "
-                "params::text",
+                "params::text, job_kind",
                 2, params, err, errlen);
     if (!res)
         return ENMS_EDB;
@@ -186,6 +193,7 @@ int jobs_start(PGconn *conn, const char *job_id, const char *worker_id, struct j
     copy_field(out->machine_id, sizeof out->machine_id, res, 0, 2);
     copy_field(out->trigger_type, sizeof out->trigger_type, res, 0, 3);
     copy_field(out->queue_name, sizeof out->queue_name, res, 0, 4);
+    copy_field(out->job_kind, sizeof out->job_kind, res, 0, 7);
     out->attempts = atoi(PQgetvalue(res, 0, 5));
     out->params_json = strdup(PQgetvalue(res, 0, 6));
     if (!out->params_json)

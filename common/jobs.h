@@ -32,6 +32,7 @@ struct job_request {
     const char *triggered_by; /* who asked (token name, "dashboard", ...), may be NULL */
     const char *params_json;  /* JSON object text, NULL: {} */
     const char *queue_name;   /* NULL: "default" */
+    const char *job_kind;     /* train | evaluate | score; NULL: "train" */
 };
 
 /* A job as the worker needs it once it holds it. */
@@ -41,6 +42,7 @@ struct job_record {
     char machine_id[JOBS_ID_SIZE];
     char trigger_type[32];
     char queue_name[65];
+    char job_kind[16]; /* train | evaluate | score */
     int attempts;      /* the fencing token of the current attempt */
     char *params_json; /* malloc'd JSON object text; freed by job_record_clear */
 };

@@ -136,13 +136,44 @@ static void data_free(struct train_data *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Reads "days" and "utc_offset_hours" from the job's params. */
-static int parse_params(const struct job_record *job, int default_days, int *days, int *offset_h,
-                        int *offset_given, char *err, size_t errlen)
+/* Parses the API's normalised instant "YYYY-MM-DDTHH:MM:SS[.ffffff]Z"
+ * (routes_retrain.c writes it) to seconds, rounded down to the hour. */
+static int parse_until(const char *text, time_t *out)
+{
+    struct tm tm;
+    int n = 0;
+    memset(&tm, 0, sizeof tm);
+    if (!text ||
+        sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        n != 19)
+        return ENMS_EINVAL;
+    const char *rest = text + n;
+    if (*rest == '.') {
+        rest++;
+        while (*rest >= '0' && *rest <= '9')
+            rest++;
+    }
+    if (strcmp(rest, "Z") != 0 || tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12)
+        return ENMS_EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return ENMS_EINVAL;
+    *out = t - t % HOUR_S;
+    return ENMS_OK;
+}
+
+/* Reads "days", "until" and "utc_offset_hours" from the job's params
+ * (*until is 0 when absent). */
+static int parse_params(const struct job_record *job, int default_days, int *days, time_t *until,
+                        int *offset_h, int *offset_given, char *err, size_t errlen)
 {
     cJSON *p = cJSON_Parse(job->params_json ? job->params_json : "{}");
     int rc = ENMS_OK;
     *days = default_days;
+    *until = 0;
     *offset_h = 0;
     *offset_given = 0;
     if (!p || !cJSON_IsObject(p)) {
@@ -158,6 +189,13 @@ static int parse_params(const struct job_record *job, int default_days, int *day
             goto done;
         }
         *days = (int)d->valuedouble;
+    }
+    const cJSON *u = cJSON_GetObjectItemCaseSensitive(p, "until");
+    if (u && !cJSON_IsNull(u) &&
+        (!cJSON_IsString(u) || parse_until(u->valuestring, until) != ENMS_OK)) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "params.until must be a UTC time YYYY-MM-DDTHH:MM:SSZ");
+        goto done;
     }
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(p, "utc_offset_hours");
     if (o && !cJSON_IsNull(o)) {
@@ -241,12 +279,13 @@ static int load_data(const struct job_record *job, struct train_ctx *ctx, struct
                      size_t errlen)
 {
     const char *mparams[] = {job->machine_id};
-    long long last = 0, offset_h = 0;
+    long long last = 0;
     int isnull = 0, offset_given = 0, off = 0, rc;
+    time_t until = 0;
 
     memset(d, 0, sizeof *d);
-    if ((rc = parse_params(job, default_days, &d->days, &off, &offset_given, err, errlen)) !=
-        ENMS_OK)
+    if ((rc = parse_params(job, default_days, &d->days, &until, &off, &offset_given, err,
+                           errlen)) != ENMS_OK)
         return rc;
     struct model_hooks hooks = part(rep, 0, 20, "loading readings");
     rc = query_bigint(ctx->pg,
@@ -259,22 +298,25 @@ static int load_data(const struct job_record *job, struct train_ctx *ctx, struct
         rc = series_insufficient(err, errlen, 0, (size_t)need_days, "days");
         goto fail;
     }
-    /* The site's local calendar: the machines table has no time zone yet,
-     * so a trigger's utc_offset_hours wins, then the demo generator's
-     * truth, then UTC. */
-    offset_h = off;
+    /* The site's local calendar: a trigger's utc_offset_hours wins, then
+     * the machine's utc_offset_minutes, then the demo generator's truth,
+     * then UTC. */
+    long long offset_min = (long long)off * 60;
     if (!offset_given) {
         rc = query_bigint(ctx->pg,
-                          "SELECT (truth->>'utc_offset_hours')::bigint FROM demo_truth "
-                          "WHERE machine_id = $1::uuid",
-                          1, mparams, &offset_h, &isnull, err, errlen);
+                          "SELECT COALESCE(m.utc_offset_minutes::bigint, "
+                          "(t.truth->>'utc_offset_hours')::bigint * 60) FROM machines m "
+                          "LEFT JOIN demo_truth t ON t.machine_id = m.id WHERE m.id = $1::uuid",
+                          1, mparams, &offset_min, &isnull, err, errlen);
         if (rc != ENMS_OK)
             goto fail;
-        if (isnull || offset_h < -14 || offset_h > 14)
-            offset_h = 0;
+        if (isnull || offset_min < -840 || offset_min > 840)
+            offset_min = 0;
     }
-    d->utc_offset_s = (int)offset_h * HOUR_S;
+    d->utc_offset_s = (int)offset_min * 60;
     d->to = (time_t)last + HOUR_S;
+    if (until && until < d->to)
+        d->to = until;
     d->from = d->to - (time_t)d->days * DAY_S;
     rc = readings_load(ctx->pg, job->machine_id, d->from, d->to, (size_t)d->days * 24 * 4 + 64,
                        &hooks, &d->readings, err, errlen);

@@ -35,7 +35,12 @@ def pipeline_env(dsn, redis_url, **extra):
            "ENMS_REDIS_PREFIX": prefix,
            "ENMS_HEARTBEAT_INTERVAL_S": "1", "ENMS_HEARTBEAT_TTL_S": "3",
            "ENMS_HOUSEKEEPING_INTERVAL_S": "1", "ENMS_REDISPATCH_GRACE_S": "2",
-           "ENMS_SHUTDOWN_GRACE_S": "5", "ENMS_CONNECT_TIMEOUT_MS": "1000"}
+           "ENMS_SHUTDOWN_GRACE_S": "5", "ENMS_CONNECT_TIMEOUT_MS": "1000",
+           # Schedules off: a test that wants evaluation, scoring or scheduled
+           # retrains turns its own on.
+           "ENMS_EVAL_INTERVAL_S": "0", "ENMS_SCORE_INTERVAL_S": "0",
+           "ENMS_RETRAIN_BASELINE_S": "0", "ENMS_RETRAIN_ANOMALY_S": "0",
+           "ENMS_RETRAIN_FORECAST_S": "0"}
     env.update({k: str(v) for k, v in extra.items()})
     return env
 
