@@ -40,7 +40,8 @@ static int is_loopback(const char *addr)
 
 static void print_usage(void)
 {
-    printf("usage: enms-api [--help]\n\nConfiguration comes from the environment:\n");
+    printf("usage: enms-api [--help | --routes]\n\n--routes prints every endpoint.\n\n"
+           "Configuration comes from the environment:\n");
     for (size_t i = 0; i < config_var_count; i++)
         printf("  %-26s %-14s %s\n", config_vars[i].name, config_vars[i].default_text,
                config_vars[i].meaning);
@@ -58,6 +59,10 @@ int main(int argc, char **argv)
     int signo = 0;
     int rc = 1;
 
+    if (argc == 2 && strcmp(argv[1], "--routes") == 0) {
+        routes_print(stdout);
+        return 0;
+    }
     if (argc > 1) {
         print_usage();
         return strcmp(argv[1], "--help") == 0 ? 0 : 2;

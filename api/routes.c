@@ -1,10 +1,54 @@
-/* routes.c - installs the API's handlers and answers unknown /api paths.
+/* routes.c - the API's route table: every operation (method and path, in
+ * OpenAPI spelling) with the civetweb pattern and handler that serve it.
  *
  * civetweb matches handlers by prefix ("$" anchors the end); the catch-all
  * for /api/ goes last so that any path no group claims gets a JSON 404
- * instead of falling through to the static file server. */
+ * instead of falling through to the static file server. The same table is
+ * printed by `enms-api --routes`, and a test checks it against
+ * web/openapi.json, so the document cannot forget an endpoint. */
+#include <stdio.h>
+#include <string.h>
+
 #include "routes.h"
 #include "http.h"
+
+struct route {
+    const char *method;  /* as in OpenAPI, upper case */
+    const char *path;    /* OpenAPI path template */
+    const char *pattern; /* civetweb pattern of the handler serving it */
+    mg_request_handler handler;
+};
+
+#define PERF "/api/v1/model-performance"
+
+static const struct route ROUTES[] = {
+    {"GET", "/healthz", "/healthz$", route_healthz},
+    {"GET", "/readyz", "/readyz$", route_readyz},
+    {"POST", PERF "/retrain/trigger", PERF "/retrain/trigger$", route_retrain_trigger},
+    {"POST", PERF "/metrics/record", PERF "/metrics/record$", route_metrics_record},
+    {"GET", PERF "/metrics/trend", PERF "/metrics/trend$", route_metrics_trend},
+    {"POST", PERF "/drift/check", PERF "/drift/check$", route_drift_check},
+    {"POST", PERF "/ab-test/start", PERF "/ab-test/start$", route_ab_start},
+    {"GET", PERF "/ab-test/{test_id}/results", PERF "/ab-test/", route_ab_item},
+    {"POST", PERF "/ab-test/{test_id}/decide", PERF "/ab-test/", route_ab_item},
+    {"GET", PERF "/alerts/active", PERF "/alerts/active$", route_alerts_active},
+    {"POST", "/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/", route_alerts_item},
+    {"POST", "/api/v1/alerts/{alert_id}/resolve", "/api/v1/alerts/", route_alerts_item},
+    {"GET", "/api/v1/jobs", "/api/v1/jobs$", route_jobs_list},
+    {"GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/", route_jobs_item},
+    {"POST", "/api/v1/jobs/{job_id}/cancel", "/api/v1/jobs/", route_jobs_item},
+    {"GET", "/api/v1/models", "/api/v1/models$", route_models_list},
+    {"GET", "/api/v1/models/{model_id}", "/api/v1/models/", route_models_item},
+    {"POST", "/api/v1/models/{model_id}/activate", "/api/v1/models/", route_models_item},
+    {"GET", "/api/v1/queue", "/api/v1/queue$", route_queue},
+    {"GET", "/api/v1/machines", "/api/v1/machines$", route_machines},
+    {"GET", "/api/v1/events", "/api/v1/events$", route_events},
+    {"POST", "/api/v1/evaluate", "/api/v1/evaluate$", route_evaluate},
+    {"POST", "/api/v1/readings", "/api/v1/readings$", route_readings},
+    {"GET", "/api/v1/anomalies", "/api/v1/anomalies$", route_anomalies_list},
+    {"POST", "/api/v1/anomalies/{anomaly_id}/label", "/api/v1/anomalies/", route_anomalies_item},
+};
+#define ROUTE_COUNT (sizeof ROUTES / sizeof ROUTES[0])
 
 static int route_api_not_found(struct mg_connection *conn, void *cbdata)
 {
@@ -16,32 +60,20 @@ static int route_api_not_found(struct mg_connection *conn, void *cbdata)
 
 void routes_register(struct mg_context *ctx, void *server)
 {
-    mg_set_request_handler(ctx, "/healthz$", route_healthz, server);
-    mg_set_request_handler(ctx, "/readyz$", route_readyz, server);
-    mg_set_request_handler(ctx, "/api/v1/model-performance/retrain/trigger$", route_retrain_trigger,
-                           server);
-    mg_set_request_handler(ctx, "/api/v1/jobs$", route_jobs_list, server);
-    mg_set_request_handler(ctx, "/api/v1/jobs/", route_jobs_item, server);
-    mg_set_request_handler(ctx, "/api/v1/models$", route_models_list, server);
-    mg_set_request_handler(ctx, "/api/v1/models/", route_models_item, server);
-    mg_set_request_handler(ctx, "/api/v1/queue$", route_queue, server);
-    mg_set_request_handler(ctx, "/api/v1/machines$", route_machines, server);
-    mg_set_request_handler(ctx, "/api/v1/events$", route_events, server);
-    mg_set_request_handler(ctx, "/api/v1/model-performance/metrics/record$", route_metrics_record,
-                           server);
-    mg_set_request_handler(ctx, "/api/v1/model-performance/metrics/trend$", route_metrics_trend,
-                           server);
-    mg_set_request_handler(ctx, "/api/v1/model-performance/drift/check$", route_drift_check,
-                           server);
-    mg_set_request_handler(ctx, "/api/v1/model-performance/ab-test/start$", route_ab_start, server);
-    mg_set_request_handler(ctx, "/api/v1/model-performance/ab-test/", route_ab_item, server);
-    mg_set_request_handler(ctx, "/api/v1/model-performance/alerts/active$", route_alerts_active,
-                           server);
-    mg_set_request_handler(ctx, "/api/v1/alerts/", route_alerts_item, server);
-    mg_set_request_handler(ctx, "/api/v1/evaluate$", route_evaluate, server);
-    mg_set_request_handler(ctx, "/api/v1/readings$", route_readings, server);
-    mg_set_request_handler(ctx, "/api/v1/anomalies$", route_anomalies_list, server);
-    mg_set_request_handler(ctx, "/api/v1/anomalies/", route_anomalies_item, server);
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
+        /* Several operations share one handler pattern; install it once. */
+        int seen = 0;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(ROUTES[j].pattern, ROUTES[i].pattern) == 0;
+        if (!seen)
+            mg_set_request_handler(ctx, ROUTES[i].pattern, ROUTES[i].handler, server);
+    }
     mg_set_request_handler(ctx, "/api$", route_api_not_found, server);
     mg_set_request_handler(ctx, "/api/", route_api_not_found, server);
+}
+
+void routes_print(FILE *out)
+{
+    for (size_t i = 0; i < ROUTE_COUNT; i++)
+        fprintf(out, "%s %s\n", ROUTES[i].method, ROUTES[i].path);
 }

@@ -5,6 +5,7 @@
 #define ENMS_API_ROUTES_H
 
 #include <stddef.h>
+#include <stdio.h>
 #include <civetweb.h>
 
 #include "../common/events.h"
@@ -12,6 +13,9 @@
 
 /* Installs every handler on ctx; cbdata of each is the api_server. */
 void routes_register(struct mg_context *ctx, void *server);
+
+/* Prints every operation as "METHOD /path/{param}" lines (enms-api --routes). */
+void routes_print(FILE *out);
 
 /* routes_health.c */
 int route_healthz(struct mg_connection *conn, void *cbdata);

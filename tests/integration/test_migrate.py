@@ -315,8 +315,8 @@ def test_views_answer_as_the_seed_did(schema_db):
            false, NULL),
           ('training_failed', 'critical', %(m)s, 'old critical', now() - interval '5 hours',
            false, NULL),
-          ('drift_detected', 'warning', %(m)s, 'warning', now() - interval '2 hours',
-           false, NULL),
+          ('performance_degradation', 'warning', %(m)s, 'warning',
+           now() - interval '2 hours', false, NULL),
           ('drift_detected', 'critical', %(m)s, 'resolved', now(), true, now())""",
             {"m": MACHINE})
     rows = pg_query(schema_db, "SELECT alert_message, machine_name, hours_open "
@@ -324,6 +324,11 @@ def test_views_answer_as_the_seed_did(schema_db):
     assert [r[0] for r in rows] == ["old critical", "warning", "newest normal"]
     assert rows[0][1] == "Compressor-1"
     assert 4.9 < rows[0][2] < 5.1
+    # Open monitoring alerts are one per type, machine and model type (migration 006).
+    with pytest.raises(psycopg2.IntegrityError) as info:
+        execute(schema_db, "INSERT INTO model_alerts (alert_type, machine_id, alert_message) "
+                           "VALUES ('drift_detected', %s, 'again')", (MACHINE,))
+    assert info.value.diag.constraint_name == "uq_model_alerts_open"
 
     execute(schema_db, """
         INSERT INTO model_performance_metrics (model_type, machine_id, evaluation_date,
