@@ -100,6 +100,17 @@ def test_params_are_validated_and_stored(stack):
     assert rows[0][0] == {"steps": 3, "step_ms": 0}
 
 
+def test_model_params_are_stored_normalised(stack):
+    # The worker reads one spelling of a time: UTC with a Z, whatever the client sent.
+    r = trigger(stack["base"], model_type="anomaly",
+                params={"days": 60, "until": "2026-05-01T14:00:00+02:00", "utc_offset_hours": -5})
+    assert r.status_code == 202, r.text
+    rows = pg_query(stack["dsn"], "SELECT params FROM model_training_history WHERE id = %s",
+                    (r.json()["training_job_id"],))
+    assert rows[0][0] == {"days": 60, "until": "2026-05-01T12:00:00.000000Z",
+                          "utc_offset_hours": -5}
+
+
 def test_unknown_machine_is_404(stack):
     other = "c0000000-0000-0000-0000-0000000000ff"
     r = trigger(stack["base"], model_type="baseline", machine_id=other)
@@ -167,6 +178,10 @@ BAD_REQUESTS = [
      "params.steps: unknown field"),
     ("", {"model_type": "baseline", "machine_id": MACHINE, "params": {"days": 0}},
      "params.days: must be an integer from 1 to 3650"),
+    ("", {"model_type": "baseline", "machine_id": MACHINE, "params": {"until": "yesterday"}},
+     "params.until: "),
+    ("", {"model_type": "baseline", "machine_id": MACHINE, "params": {"utc_offset_hours": 15}},
+     "params.utc_offset_hours: must be an integer from -14 to 14"),
     ("", {"model_type": "probe", "machine_id": MACHINE, "params": {"steps": 0}},
      "params.steps: must be an integer from 1 to 100000"),
     ("", {"model_type": "probe", "machine_id": MACHINE, "params": {"step_ms": 60001}},
