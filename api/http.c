@@ -135,7 +135,22 @@ int http_item_path(struct mg_connection *conn, const char *base, const char *act
     size_t idlen = slash ? (size_t)(slash - id) : strlen(id);
     const char *rest = slash ? slash + 1 : NULL;
 
-    if (idlen == 0 || (rest && strcmp(rest, action) != 0))
+    int which = 0;
+    if (rest) {
+        /* action lists the allowed words separated by '|'. */
+        size_t restlen = strlen(rest);
+        int k = 1;
+        for (const char *a = action; a && *a; k++) {
+            const char *bar = strchr(a, '|');
+            size_t alen = bar ? (size_t)(bar - a) : strlen(a);
+            if (alen == restlen && memcmp(a, rest, alen) == 0) {
+                which = k;
+                break;
+            }
+            a = bar ? bar + 1 : a + alen;
+        }
+    }
+    if (idlen == 0 || (rest && which == 0))
         return http_reply_error(conn, 404, "no such endpoint: %s %s",
                                 mg_get_request_info(conn)->request_method, uri);
     if (!queue_is_uuid(id, idlen))
@@ -147,6 +162,6 @@ int http_item_path(struct mg_connection *conn, const char *base, const char *act
     for (size_t i = 0; i < idlen; i++)
         id_out[i] = (id[i] >= 'A' && id[i] <= 'F') ? (char)(id[i] - 'A' + 'a') : id[i];
     id_out[idlen] = '\0';
-    *has_action = rest != NULL;
+    *has_action = which;
     return 0;
 }

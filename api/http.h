@@ -28,10 +28,12 @@ int http_reply_error(struct mg_connection *conn, int status, const char *fmt, ..
 int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *len);
 
 /* Parses an item path "<base><uuid>" or "<base><uuid>/<action>" (base ends
- * in '/'). On success returns 0, writes the lower-cased id into id_out (37
- * bytes) and sets *has_action. Otherwise it has already replied — 404 for
- * an unknown path, 400 naming id_field for a malformed id — and returns
- * that status. */
+ * in '/'); action lists the allowed words separated by '|' ("results|decide")
+ * and may be NULL when the item has none. On success returns 0, writes the
+ * lower-cased id into id_out (37 bytes) and sets *has_action to 0 for the
+ * bare item or to the 1-based position of the action given. Otherwise it
+ * has already replied — 404 for an unknown path, 400 naming id_field for a
+ * malformed id — and returns that status. */
 int http_item_path(struct mg_connection *conn, const char *base, const char *action,
                    const char *id_field, char *id_out, int *has_action);
 

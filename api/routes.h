@@ -25,7 +25,7 @@ int route_readyz(struct mg_connection *conn, void *cbdata);
 int route_retrain_trigger(struct mg_connection *conn, void *cbdata);
 
 /* routes_jobs.c: GET /api/v1/jobs, GET /api/v1/jobs/{id},
- * POST /api/v1/jobs/{id}/cancel */
+ * POST /api/v1/jobs/{id}/cancel, POST /api/v1/jobs/{id}/requeue */
 int route_jobs_list(struct mg_connection *conn, void *cbdata);
 int route_jobs_item(struct mg_connection *conn, void *cbdata);
 
@@ -34,8 +34,9 @@ int route_jobs_item(struct mg_connection *conn, void *cbdata);
 int route_models_list(struct mg_connection *conn, void *cbdata);
 int route_models_item(struct mg_connection *conn, void *cbdata);
 
-/* routes_queue.c: GET /api/v1/queue */
+/* routes_queue.c: GET /api/v1/queue, GET /api/v1/queue/dead */
 int route_queue(struct mg_connection *conn, void *cbdata);
+int route_queue_dead(struct mg_connection *conn, void *cbdata);
 
 /* routes_machines.c: GET /api/v1/machines */
 int route_machines(struct mg_connection *conn, void *cbdata);

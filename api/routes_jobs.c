@@ -16,6 +16,7 @@
 #include "server.h"
 #include "../common/error.h"
 #include "../common/jobs.h"
+#include "../common/job_ops.h"
 #include "../common/log.h"
 #include "../common/queue.h"
 
@@ -322,21 +323,56 @@ static int job_cancel(struct mg_connection *conn, const char *job_id)
     return status;
 }
 
-/* /api/v1/jobs/{id} and /api/v1/jobs/{id}/cancel. */
+/* failed -> pending (job_ops.h), as `enmsctl requeue` does. */
+static int job_requeue_reply(struct mg_connection *conn, const char *job_id)
+{
+    const struct api_server *srv = api_server_of(conn);
+    char err[512];
+    struct job_facts facts;
+    PGconn *pg = api_pg(conn, err, sizeof err);
+    if (!pg)
+        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+    redisContext *r = api_redis(conn, err, sizeof err);
+    if (!r)
+        return http_reply_error(conn, 503, "redis unavailable: %s", err);
+    int rc = job_requeue(pg, r, srv->cfg->redis_prefix, job_id, "requeued from the API", &facts,
+                         err, sizeof err);
+    if (rc == ENMS_ENOTFOUND)
+        return http_reply_error(conn, 404, "job %s not found", job_id);
+    if (rc == ENMS_ECONFLICT)
+        return http_reply_error(conn, 409, "%s", err);
+    if (rc == ENMS_EREDIS)
+        log_event(LOG_WARN, job_id, "requeued in PostgreSQL only: %s", err);
+    else if (rc != ENMS_OK)
+        return reply_db_error(conn, pg, err);
+    log_event(LOG_INFO, job_id, "requeued from the API");
+    cJSON *obj = cJSON_CreateObject();
+    if (!obj)
+        return http_reply_error(conn, 500, "out of memory");
+    cJSON_AddStringToObject(obj, "job_id", job_id);
+    cJSON_AddStringToObject(obj, "status", "pending");
+    cJSON_AddStringToObject(obj, "previous_status", "failed");
+    cJSON_AddStringToObject(obj, "queue", facts.queue_name);
+    int status = http_reply_item(conn, 202, obj);
+    cJSON_Delete(obj);
+    return status;
+}
+
+/* /api/v1/jobs/{id}, /api/v1/jobs/{id}/cancel and /api/v1/jobs/{id}/requeue. */
 int route_jobs_item(struct mg_connection *conn, void *cbdata)
 {
     (void)cbdata;
     static const char base[] = "/api/v1/jobs/";
     char job_id[37];
-    int has_action = 0;
-    int status = http_item_path(conn, base, "cancel", "job_id", job_id, &has_action);
+    int action = 0;
+    int status = http_item_path(conn, base, "cancel|requeue", "job_id", job_id, &action);
 
     if (status != 0)
         return status;
-    if (has_action) {
+    if (action) {
         if (!http_method_is(conn, "POST"))
             return http_reply_error(conn, 405, "use POST");
-        return job_cancel(conn, job_id);
+        return action == 1 ? job_cancel(conn, job_id) : job_requeue_reply(conn, job_id);
     }
     if (!http_method_is(conn, "GET"))
         return http_reply_error(conn, 405, "use GET");

@@ -1,6 +1,7 @@
 /* routes_queue.c - GET /api/v1/queue: what Redis holds right now: depth of
  * each queue list, every registered worker with its heartbeat age and the
- * jobs it holds, the dead-letter size and the total in processing lists.
+ * jobs it holds, the dead-letter size and the total in processing lists;
+ * GET /api/v1/queue/dead: the dead-letter entries with their jobs.
  *
  * Read-only: a worker whose hash expired is reported as "lost" but left in
  * the workers set; cleaning up is housekeeping's job, not a GET's. */
@@ -8,6 +9,7 @@
 #include "routes.h"
 #include "server.h"
 #include "../common/error.h"
+#include "../common/pg.h"
 #include "../common/queue.h"
 
 #include <stdio.h>
@@ -276,5 +278,99 @@ int route_queue(struct mg_connection *conn, void *cbdata)
     else
         status = http_reply_item(conn, 200, obj);
     cJSON_Delete(obj);
+    return status;
+}
+
+/* GET /api/v1/queue/dead: the dead-letter list, newest first (at most
+ * DEAD_LIST_MAX entries), each joined with its job's row so an operator
+ * sees why it died before requeueing it (POST /api/v1/jobs/{id}/requeue).
+ * An entry whose job no longer exists is listed with "job": null. */
+#define DEAD_LIST_MAX 200
+
+int route_queue_dead(struct mg_connection *conn, void *cbdata)
+{
+    const struct api_server *srv = cbdata;
+    char err[512], key[QUEUE_KEY_MAX];
+    redisReply *list = NULL;
+    PGresult *res = NULL;
+    cJSON *obj = NULL;
+    char *ids_text = NULL;
+    int status;
+    if (!http_method_is(conn, "GET"))
+        return http_reply_error(conn, 405, "use GET");
+    redisContext *r = api_redis(conn, err, sizeof err);
+    if (!r)
+        return http_reply_error(conn, 503, "redis unavailable: %s", err);
+    PGconn *pg = api_pg(conn, err, sizeof err);
+    if (!pg)
+        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+    if (queue_key(key, sizeof key, srv->cfg->redis_prefix, "dead", NULL) != ENMS_OK)
+        return http_reply_error(conn, 500, "redis key too long");
+    list = redisCommand(r, "LRANGE %s 0 %d", key, DEAD_LIST_MAX - 1);
+    if (!list || list->type != REDIS_REPLY_ARRAY) {
+        status = http_reply_error(conn, 503, "redis unavailable: %s",
+                                  list && list->type == REDIS_REPLY_ERROR ? list->str : r->errstr);
+        goto done;
+    }
+    /* The ids go to PostgreSQL as one uuid[] literal; entries that are not
+     * uuids (never written by us) are skipped rather than trusted. */
+    size_t cap = 3 + list->elements * (QUEUE_ID_LEN + 1), used = 0;
+    if (!(ids_text = malloc(cap))) {
+        status = http_reply_error(conn, 500, "out of memory");
+        goto done;
+    }
+    ids_text[used++] = '{';
+    for (size_t i = 0; i < list->elements; i++) {
+        const redisReply *e = list->element[i];
+        if (e->type != REDIS_REPLY_STRING || !queue_is_uuid(e->str, e->len))
+            continue;
+        if (used > 1)
+            ids_text[used++] = ',';
+        memcpy(ids_text + used, e->str, QUEUE_ID_LEN);
+        used += QUEUE_ID_LEN;
+    }
+    ids_text[used++] = '}';
+    ids_text[used] = '\0';
+    const char *params[] = {ids_text};
+    res = pg_exec(pg, PGRES_TUPLES_OK,
+                  "SELECT COALESCE(json_agg(json_build_object('job_id', d.id, 'job', "
+                  "CASE WHEN j.id IS NULL THEN NULL ELSE json_build_object("
+                  "'model_type', j.model_type, 'machine_id', j.machine_id, 'machine_name', "
+                  "m.name, 'training_status', j.training_status, 'attempts', j.attempts, "
+                  "'error_message', j.error_message, 'worker_id', j.worker_id, "
+                  "'created_at', j.created_at, 'training_end', j.training_end, "
+                  "'trigger_type', j.trigger_type, 'job_kind', j.job_kind) END) "
+                  "ORDER BY d.pos), '[]'::json)::text "
+                  "FROM unnest($1::uuid[]) WITH ORDINALITY AS d(id, pos) "
+                  "LEFT JOIN model_training_history j ON j.id = d.id "
+                  "LEFT JOIN machines m ON m.id = j.machine_id",
+                  1, params, err, sizeof err);
+    if (!res) {
+        status = PQstatus(pg) == CONNECTION_OK
+                     ? http_reply_error(conn, 500, "database error: %s", err)
+                     : http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+        goto done;
+    }
+    obj = cJSON_CreateObject();
+    cJSON *entries = cJSON_Parse(PQgetvalue(res, 0, 0));
+    if (!obj || !entries) {
+        cJSON_Delete(entries);
+        status = http_reply_error(conn, 500, "out of memory");
+        goto done;
+    }
+    cJSON_AddItemToObject(obj, "dead", entries);
+    redisReply *len = redisCommand(r, "LLEN %s", key);
+    cJSON_AddNumberToObject(obj, "total",
+                            len && len->type == REDIS_REPLY_INTEGER ? (double)len->integer
+                                                                    : (double)list->elements);
+    if (len)
+        freeReplyObject(len);
+    status = http_reply_item(conn, 200, obj);
+done:
+    cJSON_Delete(obj);
+    PQclear(res);
+    free(ids_text);
+    if (list)
+        freeReplyObject(list);
     return status;
 }

@@ -5,11 +5,12 @@
  *
  * PostgreSQL is changed first, with a compare-and-set, and Redis follows:
  * should the Redis half fail, housekeeping's re-dispatch repairs it, as it
- * does for the API. The failed -> pending transition of requeue is the only
- * one not in common/jobs.c: it is an operator's act, made nowhere else. */
+ * does for the API. The failed -> pending transition of requeue is in
+ * common/job_ops.c, shared with the API's requeue endpoint. */
 #include "ctl.h"
 #include "../common/error.h"
 #include "../common/jobs.h"
+#include "../common/job_ops.h"
 #include "../common/pg.h"
 #include "../common/events.h"
 #include "../common/queue.h"
@@ -23,85 +24,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#define REQUEUE_MAX               1000 /* dead-letter entries handled by one `requeue --all` */
-#define SQLSTATE_UNIQUE_VIOLATION "23505"
-
-/* What an event says about a job, read from PostgreSQL after the change. */
-struct job_facts {
-    char queue_name[65];
-    char model_type[32];
-    char machine_id[JOBS_ID_SIZE];
-    char worker_id[128];
-    int attempts;
-    int progress;
-};
-
-static int job_facts_read(PGconn *pg, const char *job_id, struct job_facts *f, char *err,
-                          size_t errlen)
-{
-    const char *params[] = {job_id};
-    memset(f, 0, sizeof *f);
-    PGresult *res = pg_exec(pg, PGRES_TUPLES_OK,
-                            "SELECT queue_name, model_type, machine_id, COALESCE(worker_id, ''), "
-                            "attempts, progress FROM model_training_history WHERE id = $1::uuid",
-                            1, params, err, errlen);
-    if (!res)
-        return ENMS_EDB;
-    int rc = ENMS_OK;
-    if (PQntuples(res) != 1) {
-        rc = enms_fail(err, errlen, ENMS_ENOTFOUND, "no job %s", job_id);
-    } else {
-        snprintf(f->queue_name, sizeof f->queue_name, "%s", PQgetvalue(res, 0, 0));
-        snprintf(f->model_type, sizeof f->model_type, "%s", PQgetvalue(res, 0, 1));
-        snprintf(f->machine_id, sizeof f->machine_id, "%s", PQgetvalue(res, 0, 2));
-        snprintf(f->worker_id, sizeof f->worker_id, "%s", PQgetvalue(res, 0, 3));
-        f->attempts = atoi(PQgetvalue(res, 0, 4));
-        f->progress = atoi(PQgetvalue(res, 0, 5));
-    }
-    PQclear(res);
-    return rc;
-}
-
-/* Publishes the shared event shape on <p>:events and mirrors status and
- * stage into the job's live hash. Failures are warnings: the record in
- * PostgreSQL is already written. */
-static void announce(redisContext *redis, const char *prefix, const char *event, const char *job_id,
-                     const char *status, const char *stage, const struct job_facts *f, int finished)
-{
-    char updated[24], err[256];
-    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
-    struct job_event ev = {.event = event,
-                           .job_id = job_id,
-                           .status = status,
-                           .progress_pct = f->progress,
-                           .stage = stage,
-                           .model_type = f->model_type,
-                           .machine_id = f->machine_id,
-                           .attempt = f->attempts,
-                           .worker_id = f->worker_id};
-    if (job_event_publish(redis, prefix, &ev, err, sizeof err) != ENMS_OK)
-        fprintf(stderr, "enmsctl: warning: event %s not published: %s\n", event, err);
-
-    const char *fields[] = {"status", "stage", "updated"};
-    const char *values[] = {status, stage, updated};
-    if (job_live_set(redis, prefix, job_id, 3, fields, values,
-                     finished ? QUEUE_DONE_TTL_S : QUEUE_JOB_TTL_S, err, sizeof err) != ENMS_OK)
-        fprintf(stderr, "enmsctl: warning: live state of %s not updated: %s\n", job_id, err);
-}
-
-/* LREM id from list key (queue or dead-letter list). */
-static int list_remove(redisContext *redis, const char *key, const char *id, char *err,
-                       size_t errlen)
-{
-    redisReply *r = redisCommand(redis, "LREM %s 0 %s", key, id);
-    int rc = ENMS_OK;
-    if (!r || r->type != REDIS_REPLY_INTEGER)
-        rc = enms_fail(err, errlen, ENMS_EREDIS, "redis: LREM: %s",
-                       r && r->type == REDIS_REPLY_ERROR ? r->str : redis->errstr);
-    if (r)
-        freeReplyObject(r);
-    return rc;
-}
+#define REQUEUE_MAX 1000 /* dead-letter entries handled by one `requeue --all` */
 
 /* ---- cancel ---- */
 
@@ -162,11 +85,12 @@ int ctl_cancel(const struct enms_config *cfg, int argc, char **argv)
             fprintf(stderr, "enmsctl cancel: warning: cancel flag not set: %s\n", rerr);
     } else if (queue_key(key, sizeof key, cfg->redis_prefix, "queue", facts.queue_name) ==
                    ENMS_OK &&
-               list_remove(conn.redis, key, id, rerr, sizeof rerr) != ENMS_OK) {
+               job_list_remove(conn.redis, key, id, rerr, sizeof rerr) != ENMS_OK) {
         fprintf(stderr, "enmsctl cancel: warning: %s\n", rerr);
     }
-    announce(conn.redis, cfg->redis_prefix, "training.cancelled", id, "cancelled", "cancelled",
-             &facts, 1);
+    if (job_announce(conn.redis, cfg->redis_prefix, "training.cancelled", id, "cancelled",
+                     "cancelled", &facts, 1, rerr, sizeof rerr) != ENMS_OK)
+        fprintf(stderr, "enmsctl cancel: warning: %s\n", rerr);
 done:
     if (rc != ENMS_OK)
         fprintf(stderr, "enmsctl cancel: %s\n", err);
@@ -187,58 +111,16 @@ static void requeue_usage(FILE *out)
             REQUEUE_MAX);
 }
 
-/* failed -> pending for one job. ENMS_ECONFLICT when the job is not failed
- * or another job of its machine and model type is active (err says which). */
+/* failed -> pending for one job (job_ops.h), reported on stdout. */
 static int requeue_one(const struct enms_config *cfg, struct ctl_conn *conn, const char *id,
                        char *err, size_t errlen)
 {
-    char key[QUEUE_KEY_MAX], status[JOBS_STATUS_SIZE];
     struct job_facts facts;
-    const char *params[] = {id};
-    int rc;
-    /* PQexecParams directly: the unique violation's SQLSTATE is needed. */
-    PGresult *res = PQexecParams(
-        conn->pg,
-        "UPDATE model_training_history SET training_status = 'pending', attempts = 0, "
-        "progress = 0, stage = 'requeued by operator', error_message = NULL, "
-        "training_end = NULL, training_duration_seconds = NULL, heartbeat_at = NULL, "
-        "cancel_requested_at = NULL WHERE id = $1::uuid AND training_status = 'failed' "
-        "RETURNING id",
-        1, NULL, params, NULL, NULL, 0);
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
-        if (res && strcmp(pg_sqlstate(res), SQLSTATE_UNIQUE_VIOLATION) == 0)
-            rc = enms_fail(err, errlen, ENMS_ECONFLICT,
-                           "job %s not requeued: another job of its machine and model type is "
-                           "pending or running",
-                           id);
-        else
-            rc = enms_fail(err, errlen, ENMS_EDB, "postgresql: %s",
-                           res ? PQresultErrorMessage(res) : PQerrorMessage(conn->pg));
-        if (res)
-            PQclear(res);
-        return rc;
-    }
-    int changed = PQntuples(res);
-    PQclear(res);
-    if (changed != 1) {
-        rc = jobs_status(conn->pg, id, status, NULL, err, errlen);
-        if (rc != ENMS_OK)
-            return rc;
-        return enms_fail(err, errlen, ENMS_ECONFLICT, "job %s is %s, not failed", id, status);
-    }
-    if ((rc = job_facts_read(conn->pg, id, &facts, err, errlen)) != ENMS_OK)
-        return rc;
-    if ((rc = queue_push(conn->redis, cfg->redis_prefix, facts.queue_name, id, err, errlen)) !=
-        ENMS_OK)
-        return rc;
-    if (queue_key(key, sizeof key, cfg->redis_prefix, "dead", NULL) != ENMS_OK)
-        return enms_fail(err, errlen, ENMS_ETOOBIG, "redis key too long");
-    if ((rc = list_remove(conn->redis, key, id, err, errlen)) != ENMS_OK)
-        return rc;
-    announce(conn->redis, cfg->redis_prefix, "training.requeued", id, "pending",
-             "requeued by operator", &facts, 0);
-    printf("job %s: failed -> pending, pushed to queue %s\n", id, facts.queue_name);
-    return ENMS_OK;
+    int rc = job_requeue(conn->pg, conn->redis, cfg->redis_prefix, id, "requeued by operator",
+                         &facts, err, errlen);
+    if (rc == ENMS_OK)
+        printf("job %s: failed -> pending, pushed to queue %s\n", id, facts.queue_name);
+    return rc;
 }
 
 /* Every entry of the dead-letter list, oldest first. A job that is no
@@ -286,7 +168,7 @@ static int requeue_all(const struct enms_config *cfg, struct ctl_conn *conn, cha
             goto done;
         }
         if (one_rc == ENMS_ECONFLICT && strcmp(status, "failed") != 0) {
-            if ((rc = list_remove(conn->redis, key, id, err, errlen)) != ENMS_OK)
+            if ((rc = job_list_remove(conn->redis, key, id, err, errlen)) != ENMS_OK)
                 goto done;
             printf("job %s: %s, dropped from the dead-letter list\n", id,
                    status[0] ? status : "gone");
