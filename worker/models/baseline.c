@@ -6,7 +6,9 @@
  * week and hour-of-day indicators, production) the degree-day columns of
  * every balance point on the grid are scored by the SSE they leave, then the
  * best candidates are refitted in full with gsl_multifit_linear and the best
- * one with physical signs is kept. Storage of the result (JSON) lives in
+ * one with physical signs is kept. Autocorrelated residuals send the search
+ * round again as GLS with AR(1) errors; daily fits take their balance
+ * points from that search on the hours of the same days. Storage of the result (JSON) lives in
  * model_json.c, not here. */
 #include "baseline.h"
 
@@ -16,6 +18,7 @@
 #include <gsl/gsl_multifit.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +31,8 @@
 #define CAND_MAX 16
 /* A degree-day term must be significant at this level (CalTRACK uses 0.1). */
 #define TERM_P_VALUE 0.1
+/* Searches at most: OLS, then feasible GLS iterated on rho. */
+#define GLS_PASSES 3
 
 void baseline_config_default(struct baseline_config *cfg, enum baseline_granularity g)
 {
@@ -44,6 +49,7 @@ void baseline_config_default(struct baseline_config *cfg, enum baseline_granular
         .cv_rmse_limit = g == BASELINE_HOURLY ? 30.0 : 15.0,
         .nmbe_limit = g == BASELINE_HOURLY ? 10.0 : 5.0,
         .weekday = BASELINE_AUTO,
+        .balance_from_hours = 1,
     };
 }
 
@@ -60,6 +66,9 @@ struct rows {
     int *weekday;
     int *hour; /* hourly rows only */
     time_t *ts;
+    /* 1 when the row directly follows the previous one (the next hour or
+     * day): only then is an AR(1) error carried over between them. */
+    unsigned char *contig;
 };
 
 static void rows_free(struct rows *r)
@@ -70,6 +79,7 @@ static void rows_free(struct rows *r)
     free(r->weekday);
     free(r->hour);
     free(r->ts);
+    free(r->contig);
     *r = (struct rows){0};
 }
 
@@ -83,8 +93,9 @@ static int rows_alloc(struct rows *r, size_t n, int prod, int m, int hourly)
     r->weekday = malloc(cap * sizeof *r->weekday);
     r->hour = hourly ? malloc(cap * sizeof *r->hour) : NULL;
     r->ts = malloc(cap * sizeof *r->ts);
+    r->contig = malloc(cap);
     if (!r->y || (prod && !r->prod) || (m && !r->temps) || !r->weekday || (hourly && !r->hour) ||
-        !r->ts) {
+        !r->ts || !r->contig) {
         rows_free(r);
         return ENMS_ENOMEM;
     }
@@ -135,6 +146,7 @@ static int rows_from_days(const struct series_days *d, const struct series *s, s
             memcpy(r->temps + k * 24, d->temps + i * 24, 24 * sizeof *r->temps);
         r->weekday[k] = d->weekday[i];
         r->ts[k] = d->start[i];
+        r->contig[k] = k > 0 && r->ts[k] - r->ts[k - 1] == 86400;
     }
     return 0;
 }
@@ -163,6 +175,7 @@ static int rows_from_hours(const struct series *s, struct rows *r)
         r->weekday[k] = series_local_weekday(s->ts[i], s->utc_offset_s);
         r->hour[k] = series_local_hour(s->ts[i], s->utc_offset_s);
         r->ts[k] = s->ts[i];
+        r->contig[k] = k > 0 && r->ts[k] - r->ts[k - 1] == 3600;
     }
     return 0;
 }
@@ -203,6 +216,28 @@ static int fill_row(const struct rows *r, size_t i, const struct layout *l, doub
         if (isnan(x[j]))
             return -1;
     return 0;
+}
+
+/* Prais-Winsten transformation for AR(1) errors e_i = rho e_{i-1} + u_i:
+ * v_i - rho v_{i-1} where row i directly follows row i-1, and
+ * sqrt(1 - rho^2) v_i at the start of every run of consecutive rows (the
+ * first row, and after a gap). Least squares on the transformed rows is
+ * generalised least squares, so both the coefficients and their standard
+ * errors account for the autocorrelation. v holds n values of rows
+ * lo..lo+n-1, `stride` apart; transformed in place (backwards, so that
+ * v_{i-1} is still the original when row i needs it). rho 0: unchanged. */
+static void whiten(const struct rows *r, size_t lo, double rho, double *v, size_t n, size_t stride)
+{
+    if (rho == 0 || n == 0)
+        return;
+    double head = sqrt(1.0 - rho * rho);
+    for (size_t i = n - 1; i > 0; i--) {
+        if (r->contig[lo + i])
+            v[i * stride] -= rho * v[(i - 1) * stride];
+        else
+            v[i * stride] *= head;
+    }
+    v[0] *= head;
 }
 
 /* ---- statistics ---------------------------------------------------------- */
@@ -331,6 +366,7 @@ struct search {
     size_t nh, nc; /* grid sizes */
     double th[GRID_MAX], tc[GRID_MAX];
     int allow_heat, allow_cool; /* cleared when a term fails the autocorrelation check */
+    double rho;                 /* AR(1) coefficient of the errors: 0 OLS, else GLS */
     struct candidate cand[CAND_MAX];
     size_t ncand;
     size_t evaluated;
@@ -420,8 +456,15 @@ static int search_base(struct search *s, struct layout base, const struct progre
             gsl_matrix_set(Z, i, j, xrow[j]);
         gsl_vector_set(v, i, r->y[s->lo + i]);
     }
+    for (size_t j = 0; j < k; j++)
+        whiten(r, s->lo, s->rho, gsl_matrix_ptr(Z, 0, j), n, Z->tda);
+    whiten(r, s->lo, s->rho, gsl_vector_ptr(v, 0), n, v->stride);
     if (gsl_linalg_QR_decomp(Z, tau) != 0)
         goto done;
+    if (model_should_stop(ps->hooks)) {
+        rc = enms_fail(err, errlen, ENMS_ESTOPPED, "stopped while searching balance points");
+        goto done;
+    }
     /* A base whose columns are collinear (a weekday that never occurs, a
      * production that is always 0) would make the shortcut lie: skip it. */
     double rmax = 0;
@@ -462,6 +505,7 @@ static int search_base(struct search *s, struct layout base, const struct progre
             positive += x > 0;
             gsl_vector_set(v, i, x);
         }
+        whiten(r, s->lo, s->rho, gsl_vector_ptr(v, 0), n, v->stride);
         gsl_linalg_QR_QTvec(Z, tau, v);
         double *res = (heating ? hres : cres) + j * nt;
         double rr = 0, ryr = 0;
@@ -557,28 +601,50 @@ static double lag1_autocorrelation(const double *y, const double *yhat, size_t n
 /* Fits layout l on rows [lo, hi) in full into m (coefficients and standard
  * errors) and writes the fitted values to yhat[0..hi-lo-1]. */
 static int fit_layout(const struct rows *r, size_t lo, size_t hi, const struct layout *l,
-                      struct baseline_model *m, double *yhat, char *err, size_t errlen)
+                      double rho, struct baseline_model *m, double *yhat, double *left_rho,
+                      char *err, size_t errlen)
 {
     size_t n = hi - lo, p = layout_p(l);
     double *x = calloc(n * p, sizeof *x);
+    double *xw = calloc(n * p, sizeof *xw), *yw = malloc(n * sizeof *yw);
     double coef[BASELINE_MAX_COEF], se[BASELINE_MAX_COEF], sse;
     int rc = 0;
-    if (!x)
-        return enms_fail(err, errlen, ENMS_ENOMEM, "out of memory for a %zu x %zu fit", n, p);
+    if (!x || !xw || !yw) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory for a %zu x %zu fit", n, p);
+        goto done;
+    }
     for (size_t i = 0; i < n; i++)
         if (fill_row(r, lo + i, l, x + i * p)) {
             rc = enms_fail(err, errlen, ENMS_EINTERNAL, "missing driver in row %zu", i);
             goto done;
         }
-    rc = ols_solve(x, r->y + lo, n, p, coef, se, &sse, err, errlen);
+    /* GLS: least squares on the whitened rows; fitted values from the
+     * original ones. */
+    memcpy(xw, x, n * p * sizeof *x);
+    memcpy(yw, r->y + lo, n * sizeof *yw);
+    for (size_t j = 0; j < p; j++)
+        whiten(r, lo, rho, xw + j, n, p);
+    whiten(r, lo, rho, yw, n, 1);
+    rc = ols_solve(xw, yw, n, p, coef, se, &sse, err, errlen);
     if (rc)
         goto done;
     for (size_t i = 0; i < n; i++) {
-        double v = 0;
-        for (size_t j = 0; j < p; j++)
+        double v = 0, w = 0;
+        for (size_t j = 0; j < p; j++) {
             v += x[i * p + j] * coef[j];
+            w += xw[i * p + j] * coef[j];
+        }
         yhat[i] = v;
+        yw[i] -= w; /* the whitened residual */
     }
+    /* What autocorrelation is left after whitening (all of it under OLS). */
+    double s0 = 0, s1 = 0;
+    for (size_t i = 0; i < n; i++) {
+        s0 += yw[i] * yw[i];
+        if (i > 0 && r->contig[lo + i])
+            s1 += yw[i] * yw[i - 1];
+    }
+    *left_rho = s0 > 0 ? s1 / s0 : 0.0;
     struct baseline_model out = {
         .granularity = r->hourly ? BASELINE_HOURLY : BASELINE_DAILY,
         .has_weekday = l->weekday,
@@ -614,16 +680,25 @@ static int fit_layout(const struct rows *r, size_t lo, size_t hi, const struct l
     out.utc_offset_s = m->utc_offset_s;
     *m = out;
 done:
+    free(yw);
+    free(xw);
     free(x);
     return rc;
 }
 
+/* Balance points decided elsewhere (for daily rows: by the hourly search,
+ * see baseline_fit): only these terms, only these points. */
+struct balance_fix {
+    int heat, cool;
+    double th, tc;
+};
+
 /* Runs the whole selection on rows [lo, hi) and fits the winner into m,
- * fitted values into yhat. */
+ * fitted values into yhat. fix: NULL to search the configured grids. */
 static int select_and_fit(const struct rows *r, size_t lo, size_t hi,
-                          const struct baseline_config *cfg, const struct progress_span *ps,
-                          struct baseline_model *m, double *yhat, size_t *evaluated, char *err,
-                          size_t errlen)
+                          const struct baseline_config *cfg, const struct balance_fix *fix,
+                          const struct progress_span *ps, struct baseline_model *m, double *yhat,
+                          size_t *evaluated, char *err, size_t errlen)
 {
     struct search *s = calloc(1, sizeof *s);
     struct progress_span span = *ps;
@@ -635,10 +710,18 @@ static int select_and_fit(const struct rows *r, size_t lo, size_t hi,
     s->hi = hi;
     s->cfg = cfg;
     s->allow_heat = s->allow_cool = 1;
+    int gls_pass = 0;
 again:
     s->ncand = 0;
-    s->nh = grid(cfg->heat_min_c, cfg->heat_max_c, cfg->step_c, s->th);
-    s->nc = grid(cfg->cool_min_c, cfg->cool_max_c, cfg->step_c, s->tc);
+    if (fix) {
+        s->nh = fix->heat ? 1 : 0;
+        s->nc = fix->cool ? 1 : 0;
+        s->th[0] = fix->th;
+        s->tc[0] = fix->tc;
+    } else {
+        s->nh = grid(cfg->heat_min_c, cfg->heat_max_c, cfg->step_c, s->th);
+        s->nc = grid(cfg->cool_min_c, cfg->cool_max_c, cfg->step_c, s->tc);
+    }
     s->sst = 0;
     double mean = 0;
     for (size_t i = lo; i < hi; i++)
@@ -671,22 +754,42 @@ again:
         }
     model_report(span.hooks, span.lo + (span.hi - span.lo) * 0.9, "fitting");
     for (size_t i = 0; i < s->ncand; i++) {
-        rc = fit_layout(r, lo, hi, &s->cand[i].l, m, yhat, err, errlen);
+        if (model_should_stop(span.hooks)) {
+            rc = enms_fail(err, errlen, ENMS_ESTOPPED, "stopped while fitting");
+            goto done;
+        }
+        double left_rho = 0;
+        rc = fit_layout(r, lo, hi, &s->cand[i].l, s->rho, m, yhat, &left_rho, err, errlen);
         if (rc)
             goto done;
         if ((m->has_production && !(m->production.value > 0)) ||
             (m->has_heating && !(m->heating.value > 0)) ||
             (m->has_cooling && !(m->cooling.value > 0)))
             continue;
-        /* The search judged significance with OLS standard errors, which
-         * assume independent residuals; hourly (and to a lesser degree
-         * daily) residuals are autocorrelated, which makes OLS errors too
-         * small and lets spurious weak terms in. Guideline 14 corrects with
-         * the effective sample size n' = n (1 - rho) / (1 + rho); a
-         * degree-day term that is not significant after that correction is
-         * removed and the search repeated without it. */
+        /* Residuals autocorrelated beyond chance (lag-1 above the 2/sqrt(n)
+         * bound; hourly rows always are, at 0.5-0.75) make OLS inefficient
+         * and its standard errors too small. Then the whole search is
+         * repeated as feasible GLS with AR(1) errors (Prais-Winsten, rho
+         * from these residuals), iterated while rho still moves (at most
+         * GLS_PASSES searches): balance points, terms and coefficients are
+         * then chosen by the likelihood of the actual error process. */
         m->rho = lag1_autocorrelation(r->y + lo, yhat, hi - lo);
-        double inflate = m->rho > 0 ? sqrt((1 + m->rho) / (1 - m->rho)) : 1.0;
+        double target = fmin(fmax(m->rho, 0.0), 0.95);
+        if (target >= 2.0 / sqrt((double)(hi - lo)) && fabs(target - s->rho) > 0.01 &&
+            gls_pass < GLS_PASSES) {
+            gls_pass++;
+            s->rho = target;
+            span.lo += (span.hi - span.lo) * 0.9;
+            goto again;
+        }
+        /* The search judged significance with standard errors that assume
+         * the (whitened) residuals independent; what autocorrelation is
+         * left makes them too small and lets spurious weak terms in.
+         * Guideline 14 corrects with the effective sample size
+         * n' = n (1 - rho) / (1 + rho); a degree-day term that is not
+         * significant after that correction is removed and the search
+         * repeated without it. */
+        double inflate = left_rho > 0 ? sqrt((1 + left_rho) / (1 - left_rho)) : 1.0;
         double dof = (double)(m->n - m->p);
         int drop_heat =
             m->has_heating && !term_ok(m->heating.value, pow(m->heating.se * inflate, 2), dof);
@@ -715,6 +818,44 @@ done:
     return rc;
 }
 
+/* Daily rows [0, nd): where do the balance points come from? Without
+ * hourly rows (hr NULL), from the daily search itself. With them, from the
+ * change-point search on the hours of the same days (GLS with AR(1)
+ * errors): a day's degree-days are the mean of its hourly degree-hours, so
+ * the balance point is where the hourly load starts to follow temperature,
+ * and only hours show that - a daily total mixes the hours above and below
+ * it. The daily model then keeps or drops each of those terms by its own
+ * test and fits the coefficients. The hourly fit's span of progress is the
+ * first 70 %. */
+static int fit_rows(const struct rows *r, size_t nd, const struct rows *hr,
+                    const struct baseline_config *cfg, const struct progress_span *ps,
+                    struct baseline_model *m, double *yhat, double *hyhat, size_t *evaluated,
+                    char *err, size_t errlen)
+{
+    if (!hr)
+        return select_and_fit(r, 0, nd, cfg, NULL, ps, m, yhat, evaluated, err, errlen);
+    /* The hours of the days in use: those before the first day left out. */
+    time_t until = nd < r->n ? r->ts[nd] : (time_t)INT64_MAX;
+    size_t nh = 0;
+    while (nh < hr->n && hr->ts[nh] < until)
+        nh++;
+    struct baseline_config hcfg = *cfg;
+    hcfg.granularity = BASELINE_HOURLY;
+    struct baseline_model hm = {.utc_offset_s = m->utc_offset_s};
+    struct progress_span hps = {ps->hooks, ps->lo, ps->lo + (ps->hi - ps->lo) * 0.7};
+    struct progress_span dps = {ps->hooks, hps.hi, ps->hi};
+    int rc = select_and_fit(hr, 0, nh, &hcfg, NULL, &hps, &hm, hyhat, evaluated, err, errlen);
+    if (rc == ENMS_ESTOPPED || rc == ENMS_ENOMEM)
+        return rc;
+    if (rc) /* no hourly model: search the days themselves */
+        return select_and_fit(r, 0, nd, cfg, NULL, &dps, m, yhat, evaluated, err, errlen);
+    struct balance_fix fix = {.heat = hm.has_heating,
+                              .cool = hm.has_cooling,
+                              .th = hm.heat_balance_c,
+                              .tc = hm.cool_balance_c};
+    return select_and_fit(r, 0, nd, cfg, &fix, &dps, m, yhat, evaluated, err, errlen);
+}
+
 static int check_config(const struct baseline_config *c, char *err, size_t errlen)
 {
     if (!c)
@@ -737,6 +878,8 @@ static int check_config(const struct baseline_config *c, char *err, size_t errle
         return enms_fail(err, errlen, ENMS_EINVAL, "limits must be positive");
     if (c->weekday != BASELINE_AUTO && c->weekday != BASELINE_ON && c->weekday != BASELINE_OFF)
         return enms_fail(err, errlen, ENMS_EINVAL, "unknown weekday choice");
+    if (c->balance_from_hours != 0 && c->balance_from_hours != 1)
+        return enms_fail(err, errlen, ENMS_EINVAL, "balance_from_hours must be 0 or 1");
     return 0;
 }
 
@@ -745,8 +888,9 @@ int baseline_fit(const struct series *s, const struct baseline_config *cfg,
                  size_t errlen)
 {
     struct series_days days = {0};
-    struct rows r = {0};
-    double *yhat = NULL;
+    struct rows r = {0}, hr = {0};
+    const struct rows *hours = NULL; /* hourly rows behind a daily fit's balance points */
+    double *yhat = NULL, *hyhat = NULL;
     int rc = check_config(cfg, err, errlen);
     if (rc)
         return rc;
@@ -782,8 +926,21 @@ int baseline_fit(const struct series *s, const struct baseline_config *cfg,
         rc = series_insufficient(err, errlen, r.n, BASELINE_MAX_COEF + 3, "hours");
         goto done;
     }
+    if (!hourly && r.m > 0 && cfg->balance_from_hours) {
+        if (rows_from_hours(s, &hr)) {
+            rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory preparing %zu rows", s->n);
+            goto done;
+        }
+        /* Only the hours with the drivers the daily rows use. */
+        if (!r.prod && hr.prod) {
+            free(hr.prod);
+            hr.prod = NULL;
+        }
+        hours = &hr;
+        hyhat = malloc((hr.n ? hr.n : 1) * sizeof *hyhat);
+    }
     yhat = malloc(r.n * sizeof *yhat);
-    if (!yhat) {
+    if (!yhat || (hours && !hyhat)) {
         rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
         goto done;
     }
@@ -795,7 +952,7 @@ int baseline_fit(const struct series *s, const struct baseline_config *cfg,
     if (cfg->holdout_fraction > 0 && ntrain >= cfg->min_days * per_day && r.n - ntrain >= per_day) {
         struct baseline_model hm = {.utc_offset_s = s->utc_offset_s};
         struct progress_span ps = {hooks, 0.05, 0.45};
-        rc = select_and_fit(&r, 0, ntrain, cfg, &ps, &hm, yhat, &out->candidates, err, errlen);
+        rc = fit_rows(&r, ntrain, hours, cfg, &ps, &hm, yhat, hyhat, &out->candidates, err, errlen);
         if (rc)
             goto done;
         model_report(hooks, 0.45, "evaluating");
@@ -818,14 +975,17 @@ int baseline_fit(const struct series *s, const struct baseline_config *cfg,
      * the whole baseline period. */
     out->model.utc_offset_s = s->utc_offset_s;
     struct progress_span ps = {hooks, 0.5, 0.95};
-    rc = select_and_fit(&r, 0, r.n, cfg, &ps, &out->model, yhat, &out->candidates, err, errlen);
+    rc =
+        fit_rows(&r, r.n, hours, cfg, &ps, &out->model, yhat, hyhat, &out->candidates, err, errlen);
     if (rc)
         goto done;
     model_report(hooks, 0.95, "evaluating");
     compute_stats(r.y, yhat, r.n, out->model.p, cfg->cv_rmse_limit, cfg->nmbe_limit, &out->fit);
     model_report(hooks, 1.0, "done");
 done:
+    free(hyhat);
     free(yhat);
+    rows_free(&hr);
     rows_free(&r);
     series_days_free(&days);
     return rc;

@@ -10,9 +10,12 @@
  * errors, R^2, adjusted R^2, RMSE, CV(RMSE), NMBE and whether the limits are
  * met, on the fit and on a holdout (docs/models-baseline-anomaly.md).
  *
- * Daily models (the default) fit complete local days; hourly models fit
- * hours with hour-of-day and day-of-week indicators and degree-hours, and
- * serve as the expected value of the anomaly detector. Pure computation:
+ * Daily models (the default) fit complete local days, with balance points
+ * found on the hours of those days (where the load starts to follow
+ * temperature); hourly models fit hours with hour-of-day and day-of-week
+ * indicators and degree-hours, and serve as the expected value of the
+ * anomaly detector. Autocorrelated residuals are handled by GLS with AR(1)
+ * errors. Pure computation:
  * no I/O, no global state. */
 #ifndef ENMS_BASELINE_H
 #define ENMS_BASELINE_H
@@ -52,10 +55,15 @@ struct baseline_config {
     double cv_rmse_limit;    /* percent: the model meets the limits when */
     double nmbe_limit;       /* CV(RMSE) <= cv_rmse_limit and |NMBE| <= nmbe_limit */
     enum baseline_choice weekday;
+    /* Daily fits: 1 takes the balance points (and which degree-day terms
+     * may enter) from the change-point search on the hours of the same
+     * days, 0 searches the daily totals; see baseline_fit(). */
+    int balance_from_hours;
 };
 
 /* Defaults: grids heating 5..25, cooling 10..30 degC in 0.5 steps, 30 days,
- * 10 degree-days, holdout 20 %, weekday AUTO, and the Guideline 14 limits
+ * 10 degree-days, holdout 20 %, weekday AUTO, balance_from_hours 1, and the
+ * Guideline 14 limits
  * (CV(RMSE) 15 % / NMBE 5 % daily, 30 % / 10 % hourly). */
 void baseline_config_default(struct baseline_config *cfg, enum baseline_granularity g);
 
