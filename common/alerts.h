@@ -46,9 +46,14 @@ int alert_raise(PGconn *conn, const struct alert_input *in, char *alert_id, char
                 size_t errlen);
 
 /* Applies the auto-retrain rule above for the alert alert_id on (machine_id,
- * model_type) and records the outcome on the alert. redis may be NULL.
- * *triggered is 1 when a job was created (its id in job_id, 37 bytes).
- * Returns ENMS_OK (whatever the rule decided) or ENMS_EDB. */
+ * model_type) and records the outcome on the alert. redis may be NULL (the
+ * job is then only recorded; housekeeping pushes it). *triggered is 1 when
+ * a job was created (its id in job_id, 37 bytes). The decision is
+ * serialised per (machine, model type) by a session advisory lock, so
+ * concurrent drifts create at most one job. Must be called outside a
+ * transaction (a duplicate job's unique violation would abort it):
+ * ENMS_EINTERNAL otherwise. Returns ENMS_OK (whatever the rule decided),
+ * ENMS_EINVAL (NULL arguments) or ENMS_EDB. */
 int alert_auto_retrain(PGconn *conn, redisContext *redis, const struct enms_config *cfg,
                        const char *alert_id, const char *machine_id, const char *model_type,
                        const char *reason, int *triggered, char *job_id, char *err, size_t errlen);
