@@ -72,4 +72,9 @@ int route_readings(struct mg_connection *conn, void *cbdata);
 int route_anomalies_list(struct mg_connection *conn, void *cbdata);
 int route_anomalies_item(struct mg_connection *conn, void *cbdata);
 
+/* routes_overview.c: GET /api/v1/model-performance/latest,
+ * GET /api/v1/model-performance/ab-tests */
+int route_performance_latest(struct mg_connection *conn, void *cbdata);
+int route_ab_tests_list(struct mg_connection *conn, void *cbdata);
+
 #endif
