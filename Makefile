@@ -45,7 +45,22 @@ help:
 	@echo "make lint   clang-format check and cppcheck;  make format  reformat"
 	@echo "make asan   sanitizer build in build/asan;  make deps  install Debian packages"
 
-all build: $(BINS)
+all build: $(BINS) web-assets
+
+# The dashboard's charting library: Chart.js from Debian's libjs-chart.js, copied
+# into the served folder with its version and licence (web/vendor/README.md says
+# more; the copies are generated, not committed). No CDN.
+CHARTJS_SRC := /usr/share/javascript/chart.js/chart.min.js
+.PHONY: web-assets
+web-assets:
+	@if [ ! -f $(CHARTJS_SRC) ]; then \
+		echo "web-assets: $(CHARTJS_SRC) missing (make deps installs libjs-chart.js): the dashboard draws no charts" >&2; \
+	elif ! cmp -s $(CHARTJS_SRC) web/vendor/chart.min.js; then \
+		cp $(CHARTJS_SRC) web/vendor/chart.min.js.tmp.$$$$ && mv -f web/vendor/chart.min.js.tmp.$$$$ web/vendor/chart.min.js; \
+		cp /usr/share/doc/libjs-chart.js/copyright web/vendor/chart.js.LICENSE; \
+		dpkg-query -W -f='Chart.js from Debian package libjs-chart.js $${Version} ($(CHARTJS_SRC)), MIT (Expat) licence\n' \
+			libjs-chart.js > web/vendor/VERSION; \
+	fi
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -13,6 +13,8 @@ PACKAGES=(
   libcriterion-dev clang-format cppcheck curl procps
   clang libclang-rt-14-dev
   python3-pytest python3-psycopg2 python3-redis python3-requests
+  # the dashboard: its charting library, and the browser its tests drive
+  libjs-chart.js chromium chromium-driver python3-selenium
   # the private stack
   postgresql redis-server redis-tools
   # real data that `enmsctl import --gretl` loads
