@@ -9,9 +9,12 @@
 #include "../common/error.h"
 #include "../common/rng.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* Bits [a, b) set: the local hours a..b-1 of a production schedule. */
 #define HOURS(a, b) ((uint32_t)((((uint64_t)1 << (b)) - 1) & ~(((uint64_t)1 << (a)) - 1)))
@@ -775,4 +778,150 @@ cJSON *demo_truth_json(size_t machine, uint64_t seed, time_t end, size_t hours,
         return NULL;
     }
     return root;
+}
+
+/* ---- drift injection --------------------------------------------------- */
+
+const char *demo_drift_feature_name(enum demo_drift_feature f)
+{
+    switch (f) {
+    case DEMO_DRIFT_ENERGY:
+        return "energy";
+    case DEMO_DRIFT_PRODUCTION:
+        return "production";
+    case DEMO_DRIFT_TEMPERATURE:
+        return "temperature";
+    }
+    return "other";
+}
+
+int demo_parse_drift(const char *text, struct demo_drift *out, char *err, size_t errlen)
+{
+    char buf[160];
+    char *field[4];
+    size_t nf = 0;
+    if (!text || strlen(text) >= sizeof buf)
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "--drift: expected MACHINE:YYYY-MM-DD:FEATURE:FACTOR");
+    memcpy(buf, text, strlen(text) + 1);
+    char *p = buf;
+    for (;;) {
+        field[nf++] = p;
+        char *colon = nf < 4 ? strchr(p, ':') : NULL;
+        if (!colon)
+            break;
+        *colon = '\0';
+        p = colon + 1;
+    }
+    if (nf != 4 || strchr(field[3], ':'))
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "--drift \"%.60s\": expected MACHINE:YYYY-MM-DD:FEATURE:FACTOR", text);
+
+    size_t m = DEMO_MACHINE_COUNT;
+    for (size_t i = 0; i < DEMO_MACHINE_COUNT; i++)
+        if (strcmp(field[0], demo_machines[i].name) == 0 ||
+            strcasecmp(field[0], demo_machines[i].id) == 0)
+            m = i;
+    if (m == DEMO_MACHINE_COUNT)
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "--drift: unknown machine \"%.40s\" (a demo machine's name or id)",
+                         field[0]);
+    time_t from;
+    if (demo_parse_date(field[1], &from) != ENMS_OK)
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "--drift: \"%.20s\" is not a date YYYY-MM-DD (1970..9999)", field[1]);
+    enum demo_drift_feature f;
+    if (strcmp(field[2], "energy") == 0)
+        f = DEMO_DRIFT_ENERGY;
+    else if (strcmp(field[2], "production") == 0)
+        f = DEMO_DRIFT_PRODUCTION;
+    else if (strcmp(field[2], "temperature") == 0)
+        f = DEMO_DRIFT_TEMPERATURE;
+    else
+        return enms_fail(err, errlen, ENMS_EINVAL,
+                         "--drift: feature \"%.20s\" is not energy, production or temperature",
+                         field[2]);
+    if (f == DEMO_DRIFT_PRODUCTION && !demo_machines[m].has_production)
+        return enms_fail(err, errlen, ENMS_EINVAL, "--drift: %s has no production",
+                         demo_machines[m].name);
+    char *end = NULL;
+    errno = 0;
+    double factor = strtod(field[3], &end);
+    if (errno != 0 || end == field[3] || *end != '\0' || !isfinite(factor))
+        return enms_fail(err, errlen, ENMS_EINVAL, "--drift: factor \"%.20s\" is not a number",
+                         field[3]);
+    if (f == DEMO_DRIFT_TEMPERATURE) {
+        if (fabs(factor) > DEMO_DRIFT_SHIFT_MAX_C)
+            return enms_fail(err, errlen, ENMS_EINVAL,
+                             "--drift: a temperature shift must lie in -%g..%g degC",
+                             DEMO_DRIFT_SHIFT_MAX_C, DEMO_DRIFT_SHIFT_MAX_C);
+    } else if (!(factor >= DEMO_DRIFT_FACTOR_MIN && factor <= DEMO_DRIFT_FACTOR_MAX)) {
+        return enms_fail(err, errlen, ENMS_EINVAL, "--drift: an %s factor must lie in %g..%g",
+                         field[2], DEMO_DRIFT_FACTOR_MIN, DEMO_DRIFT_FACTOR_MAX);
+    }
+    *out = (struct demo_drift){.machine = m, .from = from, .feature = f, .factor = factor};
+    return ENMS_OK;
+}
+
+int demo_apply_drifts(size_t machine, const struct demo_drift *drifts, size_t n,
+                      struct demo_reading *readings, size_t hours, char *err, size_t errlen)
+{
+    if (machine >= DEMO_MACHINE_COUNT)
+        return enms_fail(err, errlen, ENMS_EINVAL, "demo machine index %zu out of range", machine);
+    const struct demo_machine *m = &demo_machines[machine];
+    for (size_t i = 0; i < n; i++) {
+        const struct demo_drift *d = &drifts[i];
+        if (d->machine != machine)
+            continue;
+        if (d->feature == DEMO_DRIFT_PRODUCTION && !m->has_production)
+            return enms_fail(err, errlen, ENMS_EINVAL, "%s has no production", m->name);
+        for (size_t k = 0; k < hours; k++) {
+            struct demo_reading *r = &readings[k];
+            if (r->ts < d->from)
+                continue;
+            double e = r->energy_kwh;
+            if (d->feature == DEMO_DRIFT_ENERGY) {
+                e *= d->factor;
+            } else if (d->feature == DEMO_DRIFT_PRODUCTION) {
+                double p = floor(r->production_count * d->factor + 0.5);
+                e += m->kwh_per_unit * (p - r->production_count);
+                r->production_count = p;
+            } else {
+                double t = round_to(r->outdoor_temp_c + d->factor, TEMP_SCALE);
+                if (m->heat_kwh_per_dh != 0.0)
+                    e += m->heat_kwh_per_dh *
+                         (demo_heating_dh(t, m->heat_balance_c) -
+                          demo_heating_dh(r->outdoor_temp_c, m->heat_balance_c));
+                if (m->cool_kwh_per_dh != 0.0)
+                    e += m->cool_kwh_per_dh *
+                         (demo_cooling_dh(t, m->cool_balance_c) -
+                          demo_cooling_dh(r->outdoor_temp_c, m->cool_balance_c));
+                r->outdoor_temp_c = t;
+            }
+            r->energy_kwh = e > 0.0 ? round_to(e, ENERGY_SCALE) : 0.0;
+        }
+    }
+    return ENMS_OK;
+}
+
+int demo_drift_truth(cJSON *truth, size_t machine, const struct demo_drift *drifts, size_t n)
+{
+    cJSON *arr = NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (drifts[i].machine != machine)
+            continue;
+        if (!arr && !(arr = cJSON_AddArrayToObject(truth, "drift")))
+            return -1;
+        cJSON *o = cJSON_CreateObject();
+        if (!o || !cJSON_AddItemToArray(arr, o)) {
+            cJSON_Delete(o);
+            return -1;
+        }
+        int temp = drifts[i].feature == DEMO_DRIFT_TEMPERATURE;
+        if (!cJSON_AddStringToObject(o, "feature", demo_drift_feature_name(drifts[i].feature)) ||
+            add_time(o, "from", drifts[i].from) != 0 ||
+            !cJSON_AddNumberToObject(o, temp ? "shift_c" : "factor", drifts[i].factor))
+            return -1;
+    }
+    return 0;
 }

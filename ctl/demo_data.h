@@ -169,4 +169,50 @@ int demo_parse_date(const char *text, time_t *out);
  * Returns 0, or ENMS_ETOOBIG when buf is too small or ts out of range. */
 int demo_format_time(time_t ts, char *buf, size_t buflen);
 
+/* ---- drift injection (`enmsctl seed --drift`) ---------------------------
+ *
+ * A drift is a lasting change from one hour on, unlike the anomalies above:
+ * the shift a drift check must find. energy multiplies the energy by factor;
+ * production multiplies the production by factor and moves the energy by
+ * kwh_per_unit times the change (the machine does more work); temperature
+ * adds factor degC to the outdoor temperature and moves the energy by the
+ * machine's degree-hour terms. Applied to the clean readings before the
+ * anomalies, so a stuck meter repeats a drifted value. Without drifts the
+ * generator's output is unchanged, bit for bit. */
+#define DEMO_MAX_DRIFTS        16
+#define DEMO_DRIFT_FACTOR_MIN  0.1 /* energy / production multipliers */
+#define DEMO_DRIFT_FACTOR_MAX  10.0
+#define DEMO_DRIFT_SHIFT_MAX_C 30.0 /* temperature shift, either sign */
+
+enum demo_drift_feature {
+    DEMO_DRIFT_ENERGY,
+    DEMO_DRIFT_PRODUCTION,
+    DEMO_DRIFT_TEMPERATURE,
+};
+
+struct demo_drift {
+    size_t machine; /* index into demo_machines */
+    time_t from;    /* first affected hour (UTC midnight of the date given) */
+    enum demo_drift_feature feature;
+    double factor; /* multiplier (energy, production) or degC added (temperature) */
+};
+
+/* "energy", "production" or "temperature". Never NULL. */
+const char *demo_drift_feature_name(enum demo_drift_feature f);
+
+/* Parses "MACHINE:YYYY-MM-DD:FEATURE:FACTOR", MACHINE being a demo machine's
+ * name (Compressor-1) or id. Checks the factor's range and that the machine
+ * has the feature (production). Returns 0 or ENMS_EINVAL with a sentence. */
+int demo_parse_drift(const char *text, struct demo_drift *out, char *err, size_t errlen);
+
+/* Applies the drifts of machine `machine` among drifts[0..n-1] to readings
+ * from demo_generate_clean() (hours of them). Others are ignored. Returns 0
+ * or ENMS_EINVAL (a drift for a feature the machine lacks). */
+int demo_apply_drifts(size_t machine, const struct demo_drift *drifts, size_t n,
+                      struct demo_reading *readings, size_t hours, char *err, size_t errlen);
+
+/* Adds "drift": [{feature, from, factor | shift_c}] for the drifts of
+ * machine to truth, when it has any. Returns 0, or -1 when out of memory. */
+int demo_drift_truth(cJSON *truth, size_t machine, const struct demo_drift *drifts, size_t n);
+
 #endif

@@ -33,21 +33,29 @@ struct seed_opts {
     int force;
     const char *truth_out; /* NULL: no file */
     int help;
+    struct demo_drift drifts[DEMO_MAX_DRIFTS]; /* --drift, in the order given */
+    size_t ndrifts;
 };
 
 static void print_usage(FILE *out)
 {
     fprintf(out,
             "usage: enmsctl seed [--seed N] [--end YYYY-MM-DD] [--days N] [--force]\n"
-            "                    [--truth-out FILE]\n\n"
+            "                    [--truth-out FILE] [--drift MACHINE:DATE:FEATURE:FACTOR]...\n\n"
             "Loads the 8 demo machines with hourly readings, injected anomalies (labelled in\n"
             "anomaly_labels, source 'injected') and their true model (demo_truth).\n\n"
             "  --seed N          random seed, 0..%llu (default %d); same seed, same data\n"
             "  --end YYYY-MM-DD  first day NOT loaded, UTC (default: today)\n"
             "  --days N          days before --end to load, 1..%d (default 365)\n"
             "  --force           replace demo readings, injected labels and truth\n"
-            "  --truth-out FILE  also write the truth of all machines to FILE as JSON\n",
-            (unsigned long long)DEMO_SEED_MAX, DEMO_DEFAULT_SEED, SEED_MAX_DAYS);
+            "  --truth-out FILE  also write the truth of all machines to FILE as JSON\n"
+            "  --drift M:D:F:X   from date D (YYYY-MM-DD, inside the window) on, change machine M\n"
+            "                    (name or id): F = energy or production multiplied by X\n"
+            "                    (%g..%g), F = temperature shifted by X degC (-%g..%g);\n"
+            "                    repeatable (up to %d), recorded in demo_truth.truth.drift\n",
+            (unsigned long long)DEMO_SEED_MAX, DEMO_DEFAULT_SEED, SEED_MAX_DAYS,
+            DEMO_DRIFT_FACTOR_MIN, DEMO_DRIFT_FACTOR_MAX, DEMO_DRIFT_SHIFT_MAX_C,
+            DEMO_DRIFT_SHIFT_MAX_C, DEMO_MAX_DRIFTS);
 }
 
 static int parse_seed(const char *text, uint64_t *out)
@@ -114,6 +122,12 @@ static int parse_opts(int argc, char **argv, struct seed_opts *o, char *err, siz
             if (*v == '\0')
                 return enms_fail(err, errlen, ENMS_EINVAL, "--truth-out: empty file name");
             o->truth_out = v;
+        } else if ((v = option_value(argc, argv, &i, "--drift", &missing))) {
+            if (o->ndrifts == DEMO_MAX_DRIFTS)
+                return enms_fail(err, errlen, ENMS_EINVAL, "--drift: at most %d", DEMO_MAX_DRIFTS);
+            if (demo_parse_drift(v, &o->drifts[o->ndrifts], err, errlen) != ENMS_OK)
+                return ENMS_EINVAL;
+            o->ndrifts++;
         } else if (missing) {
             return enms_fail(err, errlen, ENMS_EINVAL, "%s needs a value", argv[i]);
         } else {
@@ -128,6 +142,20 @@ static int parse_opts(int argc, char **argv, struct seed_opts *o, char *err, siz
     }
     if ((int64_t)o->end < (int64_t)o->days * 86400)
         return enms_fail(err, errlen, ENMS_EINVAL, "--end minus --days falls before 1970");
+    /* A drift date outside the window would silently change nothing (or
+     * everything): refuse it, naming the window. */
+    time_t start = o->end - (time_t)(o->days * 86400);
+    for (size_t k = 0; k < o->ndrifts; k++) {
+        if (o->drifts[k].from <= start || o->drifts[k].from >= o->end) {
+            char a[32] = "", b[32] = "";
+            demo_format_time(start, a, sizeof a);
+            demo_format_time(o->end, b, sizeof b);
+            return enms_fail(err, errlen, ENMS_EINVAL,
+                             "--drift: the date must fall after %.10s and before %.10s "
+                             "(the seeded window)",
+                             a, b);
+        }
+    }
     return ENMS_OK;
 }
 
@@ -353,8 +381,14 @@ static int seed_machine(PGconn *conn, size_t i, const struct seed_opts *o,
     int rc = upsert_machine(conn, m, why, sizeof why);
     if (rc != ENMS_OK)
         goto done;
-    rc = demo_generate(i, o->seed, o->end, hours, readings, anomalies, DEMO_MAX_ANOMALIES, &count,
-                       why, sizeof why);
+    /* Drifts change the clean readings before the anomalies go in; without
+     * any, this is exactly demo_generate(). */
+    rc = demo_generate_clean(i, o->seed, o->end, hours, readings, why, sizeof why);
+    if (rc == ENMS_OK)
+        rc = demo_apply_drifts(i, o->drifts, o->ndrifts, readings, hours, why, sizeof why);
+    if (rc == ENMS_OK)
+        rc = demo_inject_anomalies(i, o->seed, readings, hours, anomalies, DEMO_MAX_ANOMALIES,
+                                   &count, why, sizeof why);
     if (rc != ENMS_OK)
         goto done;
     rc = copy_readings(conn, m->id, readings, hours, why, sizeof why);
@@ -364,6 +398,10 @@ static int seed_machine(PGconn *conn, size_t i, const struct seed_opts *o,
     if (rc != ENMS_OK)
         goto done;
     truth = demo_truth_json(i, o->seed, o->end, hours, anomalies, count);
+    if (truth && demo_drift_truth(truth, i, o->drifts, o->ndrifts) != 0) {
+        cJSON_Delete(truth);
+        truth = NULL;
+    }
     text = truth ? cJSON_PrintUnformatted(truth) : NULL;
     if (!text) {
         rc = enms_fail(why, sizeof why, ENMS_ENOMEM, "out of memory building the truth");
