@@ -96,7 +96,7 @@ FUZZ_SECONDS ?= 300
 FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
 # The pure parsers and loaders the targets exercise; each target links them all.
-FUZZ_LIB  := common/error.c common/json.c common/rng.c ctl/csv_reading.c ctl/gretl.c api/params.c \
+FUZZ_LIB  := common/error.c common/json.c common/rng.c common/reading_check.c ctl/csv_reading.c ctl/gretl.c api/params.c \
              $(wildcard worker/models/*.c)
 
 build/fuzz/%: fuzz/%.c $(FUZZ_LIB)

@@ -15,25 +15,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/reading_check.h"
+
 /* Longest line accepted, in bytes, not counting the line end. Real lines are
  * under 120 bytes; the bound keeps a corrupt file from being read as one
  * enormous line. */
 #define CSV_READING_MAX_LINE 4096
 
-/* Timestamps outside [1900, 2200) are treated as typos. */
-#define CSV_READING_MIN_YEAR 1900
-#define CSV_READING_MAX_YEAR 2199
-
-/* Bounds on values: a single machine never uses a terawatt-hour in an hour,
- * and no outdoor temperature on Earth lies outside [-90, 70] °C. */
-#define CSV_READING_MAX_ENERGY_KWH 1e9
-#define CSV_READING_MAX_PRODUCTION 1e12
-#define CSV_READING_MIN_TEMP_C     -90.0
-#define CSV_READING_MAX_TEMP_C     70.0
-
-/* Room for "YYYY-MM-DD HH:MM:SS+00" and its NUL, with slack for the
- * compiler's worst-case view of the year. */
-#define CSV_READING_TS_TEXT 32
+/* The value rules are common/reading_check.h's (shared with the API's
+ * readings endpoint); these names are kept for the CSV and gretl readers. */
+#define CSV_READING_MIN_YEAR       READING_CHECK_MIN_YEAR
+#define CSV_READING_MAX_YEAR       READING_CHECK_MAX_YEAR
+#define CSV_READING_MAX_ENERGY_KWH READING_CHECK_MAX_ENERGY_KWH
+#define CSV_READING_MAX_PRODUCTION READING_CHECK_MAX_PRODUCTION
+#define CSV_READING_MIN_TEMP_C     READING_CHECK_MIN_TEMP_C
+#define CSV_READING_MAX_TEMP_C     READING_CHECK_MAX_TEMP_C
+#define CSV_READING_TS_TEXT        READING_CHECK_TS_TEXT
 
 enum csv_column {
     CSV_COL_MACHINE_ID = 0,
