@@ -8,6 +8,7 @@
  * dominated by the daily and weekly cycle and by autocorrelated noise, and a
  * day is the unit the baseline models. */
 #include "drift_check.h"
+#include "readings_window.h"
 #include "alerts.h"
 #include "error.h"
 #include "perf_record.h"
@@ -184,112 +185,9 @@ static double feature_score(const struct drift_feature *f, enum drift_feature_id
 
 /* ---- loading ----------------------------------------------------------- */
 
-/* One window's hourly readings and their daily aggregation. */
-struct window {
-    size_t n;
-    time_t *ts;
-    double *energy, *production, *temp;
-    unsigned char *skip;
-    int has_production, has_temp;
-    struct series_days days;
-};
-
-static void window_free(struct window *w)
-{
-    free(w->ts);
-    free(w->energy);
-    free(w->production);
-    free(w->temp);
-    free(w->skip);
-    series_days_free(&w->days);
-    memset(w, 0, sizeof *w);
-}
-
 static double num_or_nan(const PGresult *r, int row, int col)
 {
     return PQgetisnull(r, row, col) ? NAN : strtod(PQgetvalue(r, row, col), NULL);
-}
-
-/* Loads [from, to) of machine as hourly sums (15-minute readings add up),
- * leaves out labelled anomaly hours when skip_labels (the reference: known
- * incidents are not the normal the model learnt), and aggregates complete
- * local days. The recent window keeps them: a few days of incident cannot
- * make a significant shift, and dropping them would leave too few days. */
-static int window_load(PGconn *conn, const char *machine_id, time_t from, time_t to,
-                       int utc_offset_s, int skip_labels, struct window *w, char *err,
-                       size_t errlen)
-{
-    char a[24], b[24];
-    const char *params[] = {machine_id, a, b};
-    PGresult *res = NULL;
-    int rc = ENMS_OK;
-    memset(w, 0, sizeof *w);
-    snprintf(a, sizeof a, "%lld", (long long)from);
-    snprintf(b, sizeof b, "%lld", (long long)to);
-    res = pg_exec(conn, PGRES_TUPLES_OK,
-                  "SELECT extract(epoch FROM date_trunc('hour', ts))::bigint, sum(energy_kwh), "
-                  "sum(production_count), avg(outdoor_temp_c) FROM energy_readings "
-                  "WHERE machine_id = $1::uuid AND ts >= to_timestamp($2::bigint) "
-                  "AND ts < to_timestamp($3::bigint) GROUP BY 1 ORDER BY 1",
-                  3, params, err, errlen);
-    if (!res)
-        return ENMS_EDB;
-    size_t n = (size_t)PQntuples(res);
-    size_t cap = n ? n : 1;
-    w->ts = malloc(cap * sizeof *w->ts);
-    w->energy = malloc(cap * sizeof *w->energy);
-    w->production = malloc(cap * sizeof *w->production);
-    w->temp = malloc(cap * sizeof *w->temp);
-    w->skip = calloc(cap, 1);
-    if (!w->ts || !w->energy || !w->production || !w->temp || !w->skip) {
-        rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory loading readings");
-        goto done;
-    }
-    for (size_t i = 0; i < n; i++) {
-        w->ts[i] = (time_t)strtoll(PQgetvalue(res, (int)i, 0), NULL, 10);
-        w->energy[i] = num_or_nan(res, (int)i, 1);
-        w->production[i] = num_or_nan(res, (int)i, 2);
-        w->temp[i] = num_or_nan(res, (int)i, 3);
-        w->has_production |= isfinite(w->production[i]);
-        w->has_temp |= isfinite(w->temp[i]);
-    }
-    w->n = n;
-    PQclear(res);
-    res = NULL;
-    if (!skip_labels)
-        goto aggregate;
-    res = pg_exec(conn, PGRES_TUPLES_OK,
-                  "SELECT extract(epoch FROM ts_start)::bigint, extract(epoch FROM ts_end)::bigint "
-                  "FROM anomaly_labels WHERE machine_id = $1::uuid AND is_anomaly "
-                  "AND source IN ('injected', 'user') AND ts_end > to_timestamp($2::bigint) "
-                  "AND ts_start < to_timestamp($3::bigint)",
-                  3, params, err, errlen);
-    if (!res) {
-        rc = ENMS_EDB;
-        goto done;
-    }
-    for (int r = 0; r < PQntuples(res); r++) {
-        time_t s = (time_t)strtoll(PQgetvalue(res, r, 0), NULL, 10);
-        time_t e = (time_t)strtoll(PQgetvalue(res, r, 1), NULL, 10);
-        for (size_t i = 0; i < n; i++)
-            if (w->ts[i] + HOUR_S > s && w->ts[i] < e)
-                w->skip[i] = 1;
-    }
-aggregate:;
-    struct series s = {.n = n,
-                       .ts = w->ts,
-                       .energy = w->energy,
-                       .production = w->has_production ? w->production : NULL,
-                       .temp_c = w->has_temp ? w->temp : NULL,
-                       .skip = w->skip,
-                       .utc_offset_s = utc_offset_s};
-    if (n > 0)
-        rc = series_daily(&s, &w->days, err, errlen);
-done:
-    PQclear(res);
-    if (rc != ENMS_OK)
-        window_free(w);
-    return rc;
 }
 
 /* ---- the version and its context ---------------------------------------- */
@@ -447,8 +345,9 @@ static void relative_to_weekday(const struct series_days *d, const double *x, co
 
 /* Energy: baseline residuals (kWh per day) or, without a baseline, the
  * ratio to the weekday median. */
-static int energy_values(const struct baseline_model *bm, int have_bm, const struct window *w,
-                         const double med[7], double *out, char *err, size_t errlen)
+static int energy_values(const struct baseline_model *bm, int have_bm,
+                         const struct readings_window *w, const double med[7], double *out,
+                         char *err, size_t errlen)
 {
     if (w->days.n == 0)
         return ENMS_OK;
@@ -464,9 +363,9 @@ static int energy_values(const struct baseline_model *bm, int have_bm, const str
 }
 
 static int compare_features(const struct enms_config *cfg, const struct baseline_model *bm,
-                            int have_bm, int bm_version, const struct window *ref,
-                            const struct window *rec, struct drift_check_result *out, char *err,
-                            size_t errlen)
+                            int have_bm, int bm_version, const struct readings_window *ref,
+                            const struct readings_window *rec, struct drift_check_result *out,
+                            char *err, size_t errlen)
 {
     size_t nr = ref->days.n, nc = rec->days.n;
     double *a = malloc((nr + 1) * sizeof *a), *b = malloc((nc + 1) * sizeof *b);
@@ -714,7 +613,7 @@ int drift_check(PGconn *conn, redisContext *redis, const struct enms_config *cfg
                 size_t errlen)
 {
     struct version_info v;
-    struct window ref, rec;
+    struct readings_window ref, rec;
     struct baseline_model *bm = NULL;
     int have_bm = 0, bm_version = 0, rc;
     memset(&v, 0, sizeof v);
@@ -780,10 +679,10 @@ int drift_check(PGconn *conn, redisContext *redis, const struct enms_config *cfg
     /* A baseline's days are the baseline's local days. */
     if (have_bm)
         offset_s = bm->utc_offset_s;
-    if ((rc = window_load(conn, in->machine_id, out->train_start, out->train_end, offset_s, 1, &ref,
-                          err, errlen)) != ENMS_OK ||
-        (rc = window_load(conn, in->machine_id, out->recent_start, out->recent_end, offset_s, 0,
-                          &rec, err, errlen)) != ENMS_OK)
+    if ((rc = readings_window_load(conn, in->machine_id, out->train_start, out->train_end, offset_s,
+                                   1, &ref, err, errlen)) != ENMS_OK ||
+        (rc = readings_window_load(conn, in->machine_id, out->recent_start, out->recent_end,
+                                   offset_s, 0, &rec, err, errlen)) != ENMS_OK)
         goto done;
     if ((rc = compare_features(cfg, bm, have_bm, bm_version, &ref, &rec, out, err, errlen)) !=
         ENMS_OK)
@@ -795,8 +694,8 @@ int drift_check(PGconn *conn, redisContext *redis, const struct enms_config *cfg
         rc = act_on_drift(conn, redis, cfg, out, err, errlen);
 done:
     free(bm);
-    window_free(&ref);
-    window_free(&rec);
+    readings_window_free(&ref);
+    readings_window_free(&rec);
     version_free(&v);
     return rc;
 }
