@@ -42,6 +42,10 @@ int ctl_housekeeping(const struct enms_config *cfg, int argc, char **argv);
  * (ctl/fit.c, docs/models-fit.md). */
 int ctl_fit(const struct enms_config *cfg, int argc, char **argv);
 
+/* Creates evaluate jobs for the active models matching --machine and
+ * --model-type; --wait follows them to the end (ctl/evaluate.c). */
+int ctl_evaluate(const struct enms_config *cfg, int argc, char **argv);
+
 /* Connections of one subcommand run (ctl/ops.c). Either may be NULL when
  * not asked for; ctl_disconnect frees both. */
 struct ctl_conn {

@@ -23,6 +23,8 @@ static const struct ctl_command commands[] = {
     {"cancel", ctl_cancel, "cancel a pending or running job: cancel JOB_ID"},
     {"requeue", ctl_requeue, "put failed jobs back to pending: requeue JOB_ID | --all"},
     {"housekeeping", ctl_housekeeping, "run one housekeeping pass now and print what it did"},
+    {"evaluate", ctl_evaluate,
+     "evaluate active models on their new readings (--machine, --model-type, --wait)"},
     {"fit", ctl_fit, "fit a model to a CSV file and print it as JSON (--model, --csv)"},
 };
 

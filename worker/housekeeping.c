@@ -10,6 +10,7 @@
  * (push, acknowledge, dead-letter, event) is repaired by later passes when
  * it fails half-way: PostgreSQL is what the next pass reads. */
 #include "housekeeping.h"
+#include "../common/ab_tests.h"
 #include "../common/error.h"
 #include "../common/jobs.h"
 #include "../common/log.h"
@@ -658,6 +659,221 @@ int housekeeping_pass(PGconn *pg, redisContext *redis, const struct enms_config 
     return ENMS_OK;
 }
 
+/* ---- monitoring schedules ------------------------------------------------ */
+
+/* Appends {job_id or existing job_id, machine_id, model_type} to arr (may
+ * be NULL). 0 or -1 when out of memory. */
+static int job_item(cJSON *arr, const char *job_id, const char *machine_id, const char *model_type)
+{
+    cJSON *o;
+    if (!arr)
+        return 0;
+    if (!(o = cJSON_CreateObject()) || !cJSON_AddStringToObject(o, "job_id", job_id) ||
+        !cJSON_AddStringToObject(o, "machine_id", machine_id) ||
+        !cJSON_AddStringToObject(o, "model_type", model_type) || !cJSON_AddItemToArray(arr, o)) {
+        cJSON_Delete(o);
+        return -1;
+    }
+    return 0;
+}
+
+/* Creates (and pushes) one job per row of res: column 0 the machine,
+ * column 1 the model type. Conflicts (one already active) and machines
+ * deleted meanwhile are skipped. */
+static int create_jobs(PGconn *pg, redisContext *redis, const struct enms_config *cfg,
+                       const PGresult *res, const struct job_request *base, cJSON *created,
+                       cJSON *skipped, int *count, char *err, size_t errlen)
+{
+    for (int i = 0; i < PQntuples(res); i++) {
+        char job_id[JOBS_ID_SIZE] = "", existing[JOBS_ID_SIZE] = "", ebuf[256];
+        struct job_request req = *base;
+        req.machine_id = PQgetvalue(res, i, 0);
+        req.model_type = PQgetvalue(res, i, 1);
+        int rc = jobs_create(pg, &req, job_id, existing, err, errlen);
+        if (rc == ENMS_ECONFLICT) {
+            if (job_item(skipped, existing, req.machine_id, req.model_type))
+                return enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+            continue;
+        }
+        if (rc == ENMS_ENOTFOUND)
+            continue;
+        if (rc != ENMS_OK)
+            return rc;
+        if (job_item(created, job_id, req.machine_id, req.model_type))
+            return enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+        if (count)
+            (*count)++;
+        log_event(LOG_INFO, job_id, "%s %s job for machine %s (%s)", req.trigger_type,
+                  req.job_kind ? req.job_kind : "train", req.machine_id, req.model_type);
+        /* Pending in PostgreSQL is the record: a failed push is repaired by
+         * the re-dispatch pass. */
+        if (redis && queue_push(redis, cfg->redis_prefix, QUEUE_DEFAULT, job_id, ebuf,
+                                sizeof ebuf) != ENMS_OK)
+            log_event(LOG_WARN, job_id, "created but not pushed (%s); re-dispatch will", ebuf);
+    }
+    return ENMS_OK;
+}
+
+int housekeeping_monitoring_jobs(PGconn *pg, redisContext *redis, const struct enms_config *cfg,
+                                 const char *job_kind, const char *machine_id,
+                                 const char *model_type, const char *trigger_type,
+                                 const char *triggered_by, const char *params_json, cJSON *created,
+                                 cJSON *skipped, int *count, char *err, size_t errlen)
+{
+    int score = strcmp(job_kind, "score") == 0;
+    const char *params[] = {machine_id, score ? "anomaly" : model_type};
+    if (count)
+        *count = 0;
+    PGresult *res = pg_exec(pg, PGRES_TUPLES_OK,
+                            "SELECT machine_id::text, model_type FROM model_versions "
+                            "WHERE is_active AND model_type <> 'probe' "
+                            "AND ($1::uuid IS NULL OR machine_id = $1::uuid) "
+                            "AND ($2::text IS NULL OR model_type = $2) "
+                            "ORDER BY machine_id, model_type LIMIT 10000",
+                            2, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    struct job_request base = {.trigger_type = trigger_type,
+                               .reason = score ? "anomaly scoring of new readings"
+                                               : "evaluation on new readings",
+                               .triggered_by = triggered_by,
+                               .params_json = params_json,
+                               .job_kind = job_kind};
+    int rc = create_jobs(pg, redis, cfg, res, &base, created, skipped, count, err, errlen);
+    PQclear(res);
+    return rc;
+}
+
+/* Whether schedule `name` is due: SET <p>:schedule:<name> NX EX ttl_s, so
+ * one process in all the workers runs it per interval. */
+static int schedule_due(struct hk *hk, const char *name, int ttl_s, int *due)
+{
+    char key[QUEUE_KEY_MAX];
+    int rc = make_key(hk, key, "schedule", name);
+    if (rc != ENMS_OK)
+        return rc;
+    redisReply *r = redisCommand(hk->redis, "SET %s %s NX EX %d", key, hk->cfg->worker_id, ttl_s);
+    if (!r || (r->type != REDIS_REPLY_STATUS && r->type != REDIS_REPLY_NIL)) {
+        rc = redis_fail(hk, r, "SET schedule");
+        if (r)
+            freeReplyObject(r);
+        return rc;
+    }
+    *due = r->type == REDIS_REPLY_STATUS;
+    freeReplyObject(r);
+    return ENMS_OK;
+}
+
+/* Forgets that schedule `name` ran, so the next pass retries it. */
+static void schedule_retry(struct hk *hk, const char *name)
+{
+    char key[QUEUE_KEY_MAX];
+    if (make_key(hk, key, "schedule", name) != ENMS_OK)
+        return;
+    redisReply *r = redisCommand(hk->redis, "DEL %s", key);
+    if (r)
+        freeReplyObject(r);
+}
+
+/* Scheduled retrains of model_type: machines whose active version is older
+ * than interval_s and that had no scheduled retrain within it (so a
+ * version that is not activated, under the manual policy, is not retrained
+ * on every pass). */
+static int scheduled_retrains(struct hk *hk, const char *model_type, int interval_s)
+{
+    char secs[16];
+    snprintf(secs, sizeof secs, "%d", interval_s);
+    const char *params[] = {model_type, secs};
+    PGresult *res = pg_exec(hk->pg, PGRES_TUPLES_OK,
+                            "SELECT v.machine_id::text, v.model_type FROM model_versions v "
+                            "WHERE v.is_active AND v.model_type = $1 "
+                            "AND v.created_at < now() - make_interval(secs => $2::int) "
+                            "AND NOT EXISTS (SELECT 1 FROM model_training_history h "
+                            "  WHERE h.machine_id = v.machine_id AND h.model_type = v.model_type "
+                            "  AND h.job_kind = 'train' AND h.trigger_type = 'scheduled' "
+                            "  AND h.created_at > now() - make_interval(secs => $2::int)) "
+                            "ORDER BY v.machine_id LIMIT 1000",
+                            2, params, hk->err, hk->errlen);
+    if (!res)
+        return ENMS_EDB;
+    char reason[96];
+    snprintf(reason, sizeof reason, "scheduled retrain: active version older than %d s",
+             interval_s);
+    struct job_request base = {.trigger_type = "scheduled",
+                               .reason = reason,
+                               .triggered_by = "housekeeping",
+                               .job_kind = "train"};
+    int n = 0;
+    int rc =
+        create_jobs(hk->pg, hk->redis, hk->cfg, res, &base, NULL, NULL, &n, hk->err, hk->errlen);
+    hk->stats->retrains_scheduled += n;
+    PQclear(res);
+    return rc;
+}
+
+int housekeeping_schedules(PGconn *pg, redisContext *redis, const struct enms_config *cfg,
+                           struct housekeeping_stats *stats, char *err, size_t errlen)
+{
+    struct hk hk = {pg, redis, cfg, stats, err, errlen};
+    const struct {
+        const char *name, *model_type;
+        int interval_s;
+    } retrains[] = {
+        {"retrain_baseline", "baseline", cfg->retrain_baseline_s},
+        {"retrain_anomaly", "anomaly", cfg->retrain_anomaly_s},
+        {"retrain_forecast_arima", "forecast_arima", cfg->retrain_forecast_s},
+    };
+    int due = 0, n = 0, rc;
+    if (!pg || !redis)
+        return enms_fail(err, errlen, ENMS_EINVAL, "housekeeping: not connected");
+
+    /* A/B tests end at their end time whatever else happens. */
+    if ((rc = ab_tests_finish_expired(pg, err, errlen)) != ENMS_OK)
+        log_warn("housekeeping: a/b tests not finished: %s", err);
+
+    if (cfg->eval_interval_s > 0) {
+        if ((rc = schedule_due(&hk, "evaluate", cfg->eval_interval_s, &due)) != ENMS_OK)
+            return rc;
+        if (due) {
+            rc = housekeeping_monitoring_jobs(pg, redis, cfg, "evaluate", NULL, NULL, "scheduled",
+                                              "housekeeping", NULL, NULL, NULL, &n, err, errlen);
+            stats->evaluations_scheduled += n;
+            if (rc != ENMS_OK) {
+                schedule_retry(&hk, "evaluate");
+                return rc;
+            }
+        }
+    }
+    if (cfg->score_interval_s > 0) {
+        if ((rc = schedule_due(&hk, "score", cfg->score_interval_s, &due)) != ENMS_OK)
+            return rc;
+        if (due) {
+            rc = housekeeping_monitoring_jobs(pg, redis, cfg, "score", NULL, "anomaly", "scheduled",
+                                              "housekeeping", NULL, NULL, NULL, &n, err, errlen);
+            stats->scorings_scheduled += n;
+            if (rc != ENMS_OK) {
+                schedule_retry(&hk, "score");
+                return rc;
+            }
+        }
+    }
+    for (size_t i = 0; i < sizeof retrains / sizeof retrains[0]; i++) {
+        if (retrains[i].interval_s <= 0)
+            continue;
+        /* Checked often (versions age between checks), at most every 5
+         * minutes; the SQL guard keeps it to one retrain per interval. */
+        int ttl = retrains[i].interval_s < 300 ? retrains[i].interval_s : 300;
+        if ((rc = schedule_due(&hk, retrains[i].name, ttl, &due)) != ENMS_OK)
+            return rc;
+        if (due && (rc = scheduled_retrains(&hk, retrains[i].model_type, retrains[i].interval_s)) !=
+                       ENMS_OK) {
+            schedule_retry(&hk, retrains[i].name);
+            return rc;
+        }
+    }
+    return ENMS_OK;
+}
+
 /* Deletes the lock only while holder has it, so a stopping worker hands
  * housekeeping over at once instead of after the lock's TTL. */
 static void lock_release(redisContext *redis, const char *prefix, const char *holder)
@@ -718,6 +934,12 @@ void *housekeeping_thread(void *argp)
             rc = housekeeping_pass(pg, redis, cfg, &stats, err, sizeof err);
             if (rc != ENMS_OK)
                 log_warn("housekeeping: pass stopped: %s", err);
+            if (housekeeping_schedules(pg, redis, cfg, &stats, err, sizeof err) != ENMS_OK)
+                log_warn("housekeeping: schedules stopped: %s", err);
+            if (stats.evaluations_scheduled || stats.scorings_scheduled || stats.retrains_scheduled)
+                log_info("housekeeping: scheduled %d evaluations, %d scorings, %d retrains",
+                         stats.evaluations_scheduled, stats.scorings_scheduled,
+                         stats.retrains_scheduled);
             if (stats.requeued || stats.dead_lettered || stats.timed_out || stats.redispatched ||
                 stats.orphans_removed)
                 log_info("housekeeping: requeued %d, dead-lettered %d, timed out %d, "

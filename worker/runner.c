@@ -3,6 +3,8 @@
  * the attempt (the fencing token), so whatever this worker believes, it can
  * never overwrite a newer attempt or a cancellation. */
 #include "runner.h"
+#include "anomaly_scoring.h"
+#include "evaluation.h"
 #include "heartbeat.h"
 #include "../common/error.h"
 #include "../common/log.h"
@@ -275,9 +277,11 @@ static int json_num(cJSON *o, const char *key, double v)
                                                                                               : -1;
 }
 
-/* The activation decision for a new version (policy: activate when no
- * version is active, or when the new one scores better, lower being
- * better). The score of both comes from the same holdout when training
+/* The activation decision for a new version, by cfg->activation_policy:
+ * "better" activates when no version is active, or when the new one scores
+ * better (lower being better); "always" activates every new version;
+ * "manual" never does (an operator activates through the API), and the
+ * job's result says so. The score of both comes from the same holdout when training
  * compared them (baseline, and only if the version it compared with is
  * still the active one); otherwise from the holdout score each version
  * stored in its metrics when it was trained. An active version without a
@@ -316,7 +320,16 @@ static int activate_version(struct run *run, const char *version_id, char *err, 
             basis = "stored holdout scores";
         }
     }
+    const char *policy = run->w->cfg->activation_policy;
+    const char *policy_text = "activate when better or none active";
     int activate = !has_active || !isfinite(prev) || (isfinite(fresh) && fresh < prev);
+    if (strcmp(policy, "always") == 0) {
+        policy_text = "always activate the new version";
+        activate = 1;
+    } else if (strcmp(policy, "manual") == 0) {
+        policy_text = "manual: never activated automatically";
+        activate = 0;
+    }
     if (!(pi = cJSON_CreateObject()) ||
         !(has_active
               ? cJSON_AddNumberToObject(pi, "previous_version", strtod(PQgetvalue(q, 0, 1), NULL))
@@ -326,7 +339,8 @@ static int activate_version(struct run *run, const char *version_id, char *err, 
         json_num(pi, "previous_score", prev) || json_num(pi, "new_score", fresh) ||
         json_num(pi, "improvement", isfinite(prev) && isfinite(fresh) ? prev - fresh : NAN) ||
         !cJSON_AddStringToObject(pi, "basis", basis) ||
-        !cJSON_AddStringToObject(pi, "policy", "activate when better or none active") ||
+        !cJSON_AddStringToObject(pi, "policy", policy_text) ||
+        !cJSON_AddStringToObject(pi, "activation_policy", policy[0] ? policy : "better") ||
         !cJSON_AddBoolToObject(pi, "activated", activate) ||
         !(pi_text = cJSON_PrintUnformatted(pi))) {
         rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
@@ -416,12 +430,55 @@ static int insert_performance(struct run *run, const char *version_id, const cha
     return ENMS_OK;
 }
 
+/* completed, for an evaluate or score job: no model version. perf_record()
+ * runs its own statements (drift, alerts, retrains), so it cannot share
+ * the job's transaction; it goes first, after a check that this attempt
+ * still holds the job, and is idempotent for a retried write
+ * (evaluation_record). The A/B samples, anomalies and scoring state then
+ * commit together with the completion; the anomaly alert follows. */
+static int write_monitoring_completed(struct run *run, char *err, size_t errlen)
+{
+    struct worker *w = run->w;
+    PGconn *pg = w->pg;
+    const struct train_result *res = &run->result;
+    char *result = NULL, ebuf[256], alert_id[40];
+    int rc = jobs_heartbeat(pg, run->job.id, run->job.attempts, -1, "recording", err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    if (strcmp(run->job.job_kind, "evaluate") == 0) {
+        redisContext *redis = runner_redis(w, ebuf, sizeof ebuf) == ENMS_OK ? w->redis : NULL;
+        rc = evaluation_record(pg, redis, w->cfg, &run->job, res, &result, err, errlen);
+        if (rc != ENMS_OK)
+            return rc;
+    }
+    if ((rc = pg_command(pg, "BEGIN", err, errlen)) != ENMS_OK)
+        goto done;
+    if ((rc = jobs_finish(pg, run->job.id, run->job.attempts, "completed", NULL,
+                          result ? result : res->metrics_json, err, errlen)) != ENMS_OK ||
+        (rc = evaluation_store_samples(pg, res, err, errlen)) != ENMS_OK ||
+        (strcmp(run->job.job_kind, "score") == 0 &&
+         (rc = anomaly_scoring_store(pg, &run->job, res, err, errlen)) != ENMS_OK)) {
+        rollback(pg);
+        goto done;
+    }
+    if ((rc = pg_command(pg, "COMMIT", err, errlen)) != ENMS_OK)
+        goto done;
+    if (strcmp(run->job.job_kind, "score") == 0 &&
+        anomaly_scoring_alert(pg, &run->job, res, alert_id, ebuf, sizeof ebuf) != ENMS_OK)
+        log_event(LOG_WARN, run->job.id, "anomalies stored, but no alert raised: %s", ebuf);
+done:
+    free(result);
+    return rc;
+}
+
 /* completed, with the model version and everything the trainer reported,
  * in one transaction: the compare-and-set comes first and locks the row, so
  * a stale attempt or a cancelled job rolls back with nothing written. */
 static int write_completed(struct run *run, const void *arg, char *err, size_t errlen)
 {
     (void)arg;
+    if (run->job.job_kind[0] && strcmp(run->job.job_kind, "train") != 0)
+        return write_monitoring_completed(run, err, errlen);
     PGconn *pg = run->w->pg;
     const struct train_result *res = &run->result;
     const char *id = run->job.id;

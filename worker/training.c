@@ -1,7 +1,11 @@
-/* training.c - train_run: sends a job to the code that trains its model
- * type. Probe jobs (queue tests and benchmarks) go to probe.c; baseline,
- * anomaly and forecast_arima to train_models.c. */
+/* training.c - train_run: sends a job to the code that runs its kind and
+ * model type. Evaluate jobs go to evaluation.c, score jobs to
+ * anomaly_scoring.c; training jobs of probe type (queue tests and
+ * benchmarks) to probe.c, and baseline, anomaly and forecast_arima to
+ * train_models.c. */
 #include "training.h"
+#include "anomaly_scoring.h"
+#include "evaluation.h"
 #include "probe.h"
 #include "train_models.h"
 #include "../common/error.h"
@@ -28,6 +32,7 @@ void train_result_clear(struct train_result *res)
     free(res->validation_metrics_json);
     free(res->hyperparameters_json);
     free(res->feature_names);
+    free(res->store_json);
     train_result_init(res);
 }
 
@@ -36,6 +41,12 @@ int train_run(const struct job_record *job, struct train_ctx *ctx, struct train_
 {
     train_result_init(out);
 
+    if (strcmp(job->job_kind, "evaluate") == 0)
+        return evaluation_run(job, ctx, out, err, errlen);
+    if (strcmp(job->job_kind, "score") == 0)
+        return anomaly_scoring_run(job, ctx, out, err, errlen);
+    if (job->job_kind[0] && strcmp(job->job_kind, "train") != 0)
+        return enms_fail(err, errlen, ENMS_EINVAL, "unknown job_kind %s", job->job_kind);
     if (strcmp(job->model_type, "probe") == 0) {
         /* The API refuses probe jobs unless enabled; the worker checks too,
          * because a probe can be told to kill its worker (crash_at). */

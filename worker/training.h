@@ -1,6 +1,7 @@
 /* training.h - the contract between the worker's job runner and the code
- * that trains a model (probe jobs now, baseline/anomaly/ARIMA in
- * worker/models/ with the training issue).
+ * that runs a job: trains a model (probe jobs, baseline/anomaly/ARIMA in
+ * worker/models/), evaluates a deployed version or scores new readings
+ * (the job kinds 'evaluate' and 'score' follow the same contract).
  *
  * Training runs on its own thread with its own PostgreSQL connection. It
  * reports progress through ctx->progress and asks ctx->should_stop often
@@ -53,6 +54,10 @@ struct train_result {
      * same holdout (baseline only); compared_version_id "" when none. */
     char compared_version_id[JOBS_ID_SIZE];
     double compared_previous_score, compared_new_score;
+    /* Evaluate and score jobs (evaluation.h, anomaly_scoring.h): the rows
+     * to write when the job completes, as JSON; NULL when there is nothing
+     * to record. Such jobs never set artifact_json. */
+    char *store_json;
 };
 
 /* Sets res to "no result": NULL strings, -1 counts, NAN scores. Owns
@@ -62,10 +67,11 @@ void train_result_init(struct train_result *res);
 /* Frees what a train_result owns and resets it with train_result_init. */
 void train_result_clear(struct train_result *res);
 
-/* Trains job. Returns 0 with *out filled (caller clears it), ENMS_ESTOPPED
- * when should_stop said so, ENMS_EINVAL for a permanent failure (bad
- * parameters, not enough data: err says why, the job fails at once), or
- * ENMS_EDB / ENMS_EREDIS for a transient one (the runner may retry). */
+/* Runs job: trains it (job_kind 'train'), or sends it to evaluation.c
+ * ('evaluate') or anomaly_scoring.c ('score'). Returns 0 with *out filled (caller clears it),
+ * ENMS_ESTOPPED when should_stop said so, ENMS_EINVAL for a permanent failure (bad parameters, not
+ * enough data: err says why, the job fails at once), or ENMS_EDB / ENMS_EREDIS for a transient one
+ * (the runner may retry). */
 int train_run(const struct job_record *job, struct train_ctx *ctx, struct train_result *out,
               char *err, size_t errlen);
 
