@@ -13,6 +13,7 @@
 #include "server.h"
 #include "../common/error.h"
 #include "../common/log.h"
+#include "../common/model_versions.h"
 #include "../common/pg.h"
 #include "../common/queue.h"
 
@@ -142,88 +143,17 @@ static int model_detail(struct mg_connection *conn, const char *id)
     return status;
 }
 
-/* Makes id the active version of its machine and model type in one
- * transaction: the current active one is deactivated first, because the
- * partial unique index uq_model_versions_active allows only one at any
- * moment. A transaction-scoped advisory lock on (machine, type) serialises
- * concurrent activations, so neither meets the other's row in the index.
- * prev receives the id that was active before ("" when none; id itself
- * when it already was). Returns 0, ENMS_ENOTFOUND or ENMS_EDB. */
+/* Activates id in its own transaction (model_versions.h). */
 static int activate(PGconn *pg, const char *id, char *version, size_t vlen, char *prev, size_t plen,
                     char *err, size_t errlen)
 {
-    PGresult *res = NULL;
-    int rc = ENMS_OK, in_tx = 0;
-    char machine[40], type[32];
-    const char *one[] = {id};
-
-    prev[0] = version[0] = '\0';
+    int rc;
     if ((rc = pg_command(pg, "BEGIN", err, errlen)) != ENMS_OK)
-        goto done;
-    in_tx = 1;
-    res = pg_exec(pg, PGRES_TUPLES_OK,
-                  "SELECT machine_id::text, model_type FROM model_versions WHERE id = $1::uuid", 1,
-                  one, err, errlen);
-    if (!res) {
-        rc = ENMS_EDB;
-        goto done;
-    }
-    if (PQntuples(res) == 0) {
-        rc = enms_fail(err, errlen, ENMS_ENOTFOUND, "model version %s not found", id);
-        goto done;
-    }
-    snprintf(machine, sizeof machine, "%s", PQgetvalue(res, 0, 0));
-    snprintf(type, sizeof type, "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
-    const char *key[] = {machine, type};
-    res = pg_exec(pg, PGRES_TUPLES_OK,
-                  "SELECT pg_advisory_xact_lock(hashtextextended('model_versions:' || $1 || ':' || "
-                  "$2, 0))",
-                  2, key, err, errlen);
-    if (!res) {
-        rc = ENMS_EDB;
-        goto done;
-    }
-    PQclear(res);
-    res = pg_exec(pg, PGRES_TUPLES_OK,
-                  "SELECT id::text FROM model_versions WHERE machine_id = $1::uuid "
-                  "AND model_type = $2 AND is_active",
-                  2, key, err, errlen);
-    if (!res) {
-        rc = ENMS_EDB;
-        goto done;
-    }
-    if (PQntuples(res) > 0)
-        snprintf(prev, plen, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    res = pg_exec(pg, PGRES_COMMAND_OK,
-                  "UPDATE model_versions SET is_active = false WHERE machine_id = $1::uuid "
-                  "AND model_type = $2 AND is_active",
-                  2, key, err, errlen);
-    if (!res) {
-        rc = ENMS_EDB;
-        goto done;
-    }
-    PQclear(res);
-    /* Already active: keep its activation time, it was never off. */
-    res = pg_exec(pg, PGRES_TUPLES_OK,
-                  "UPDATE model_versions SET is_active = true, activated_at = CASE WHEN "
-                  "id = $2::uuid THEN activated_at ELSE now() END "
-                  "WHERE id = $1::uuid RETURNING version::text",
-                  2, (const char *[]){id, prev[0] ? prev : NULL}, err, errlen);
-    if (!res) {
-        rc = ENMS_EDB;
-        goto done;
-    }
-    snprintf(version, vlen, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    res = NULL;
-    if ((rc = pg_command(pg, "COMMIT", err, errlen)) != ENMS_OK)
-        goto done;
-    in_tx = 0;
-done:
-    PQclear(res);
-    if (in_tx) {
+        return rc;
+    rc = model_version_activate(pg, id, prev, plen, version, vlen, err, errlen);
+    if (rc == ENMS_OK)
+        rc = pg_command(pg, "COMMIT", err, errlen);
+    if (rc != ENMS_OK) {
         char ignored[128];
         pg_command(pg, "ROLLBACK", ignored, sizeof ignored);
     }

@@ -15,6 +15,7 @@
 #include "../common/error.h"
 #include "../common/events.h"
 #include "../common/jobs.h"
+#include "../common/job_ops.h"
 #include "../common/json.h"
 #include "../common/log.h"
 #include "../common/pg.h"
@@ -370,34 +371,15 @@ static int reply_unknown_machine(struct mg_connection *conn, PGconn *pg, const c
     return status;
 }
 
-/* Puts a new score job into Redis as routes_retrain.c does for training:
- * live hash, queued event, then the push last. Returns 1 when pushed; on
+/* Puts a new score job into Redis (job_ops.h). Returns 1 when pushed; on
  * failure the job stays pending in PostgreSQL and housekeeping pushes it. */
 static int dispatch(struct mg_connection *conn, const char *job_id, const char *machine_id)
 {
     const char *prefix = api_server_of(conn)->cfg->redis_prefix;
-    char err[256], updated[24];
+    char err[256];
     redisContext *r = api_redis(conn, err, sizeof err);
-    if (!r) {
-        log_event(LOG_WARN, job_id, "score job recorded but not queued (redis: %s)", err);
-        return 0;
-    }
-    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
-    const char *fields[] = {"status",     "progress",   "stage",  "attempt",
-                            "model_type", "machine_id", "updated"};
-    const char *values[] = {"pending", "0", "queued", "0", "anomaly", machine_id, updated};
-    if (job_live_set(r, prefix, job_id, 7, fields, values, QUEUE_JOB_TTL_S, err, sizeof err) !=
-        ENMS_OK)
-        log_event(LOG_WARN, job_id, "live state not written: %s", err);
-    struct job_event ev = {.event = "training.queued",
-                           .job_id = job_id,
-                           .status = "pending",
-                           .stage = "queued",
-                           .model_type = "anomaly",
-                           .machine_id = machine_id};
-    if (job_event_publish(r, prefix, &ev, err, sizeof err) != ENMS_OK)
-        log_event(LOG_WARN, job_id, "queued event not published: %s", err);
-    if (queue_push(r, prefix, QUEUE_DEFAULT, job_id, err, sizeof err) != ENMS_OK) {
+    if (!r ||
+        job_dispatch(r, prefix, NULL, job_id, "anomaly", machine_id, err, sizeof err) != ENMS_OK) {
         log_event(LOG_WARN, job_id, "score job recorded but not queued (%s)", err);
         return 0;
     }

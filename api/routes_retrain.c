@@ -14,6 +14,7 @@
 #include "server.h"
 #include "../common/error.h"
 #include "../common/jobs.h"
+#include "../common/job_ops.h"
 #include "../common/log.h"
 #include "../common/queue.h"
 
@@ -125,41 +126,16 @@ static int reply_conflict(struct mg_connection *conn, const char *existing_id)
     return status;
 }
 
-/* Puts the new job into Redis: live hash, queued event, then the queue push
- * last, so that a worker popping it at once finds the hash already written
- * and its own "started" can never be overwritten by our "pending". Returns 1
- * when the push succeeded. */
+/* Puts the new job into Redis (job_ops.h). Returns 1 when it was pushed;
+ * otherwise the job is recorded and housekeeping pushes it later. */
 static int dispatch(struct mg_connection *conn, const char *job_id, const char *model_type,
                     const char *machine_id)
 {
     const struct api_server *srv = api_server_of(conn);
-    const char *prefix = srv->cfg->redis_prefix;
     char err[256];
-    char updated[24];
     redisContext *r = api_redis(conn, err, sizeof err);
-    if (!r) {
-        log_event(LOG_WARN, job_id,
-                  "job recorded but not queued (redis: %s); housekeeping "
-                  "will dispatch it",
-                  err);
-        return 0;
-    }
-    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
-    const char *fields[] = {"status",     "progress",   "stage",  "attempt",
-                            "model_type", "machine_id", "updated"};
-    const char *values[] = {"pending", "0", "queued", "0", model_type, machine_id, updated};
-    if (job_live_set(r, prefix, job_id, 7, fields, values, QUEUE_JOB_TTL_S, err, sizeof err) !=
-        ENMS_OK)
-        log_event(LOG_WARN, job_id, "live state not written: %s", err);
-    struct job_event ev = {.event = "training.queued",
-                           .job_id = job_id,
-                           .status = "pending",
-                           .stage = "queued",
-                           .model_type = model_type,
-                           .machine_id = machine_id};
-    if (job_event_publish(r, prefix, &ev, err, sizeof err) != ENMS_OK)
-        log_event(LOG_WARN, job_id, "queued event not published: %s", err);
-    if (queue_push(r, prefix, QUEUE_DEFAULT, job_id, err, sizeof err) != ENMS_OK) {
+    if (!r || job_dispatch(r, srv->cfg->redis_prefix, NULL, job_id, model_type, machine_id, err,
+                           sizeof err) != ENMS_OK) {
         log_event(LOG_WARN, job_id,
                   "job recorded but not queued (%s); housekeeping will "
                   "dispatch it",

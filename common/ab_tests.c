@@ -9,6 +9,7 @@
  * instead, because there is no row yet to lock and no unique index on
  * running tests. */
 #include "ab_tests.h"
+#include "model_versions.h"
 #include "error.h"
 #include "pg.h"
 #include "stats.h"
@@ -464,7 +465,7 @@ static int judge(PGconn *conn, const char *id, enum judge_mode mode, const struc
             winner = NULL;
         if (decision && strncmp(decision, "promote_", 8) == 0) {
             char prev[40];
-            rc = ab_tests_activate_version(conn, winner, prev, sizeof prev, err, errlen);
+            rc = model_version_activate(conn, winner, prev, sizeof prev, NULL, 0, err, errlen);
             if (rc == ENMS_ENOTFOUND) {
                 rc = enms_fail(err, errlen, ENMS_ECONFLICT,
                                "model version %s no longer exists; nothing was changed", winner);
@@ -612,66 +613,6 @@ int ab_tests_finish_expired(PGconn *conn, char *err, size_t errlen)
         if (rc == ENMS_ENOTFOUND) /* deleted (its machine with it) since the scan */
             rc = ENMS_OK;
     }
-    PQclear(res);
-    return rc;
-}
-
-/* --- activation ----------------------------------------------------------- */
-
-int ab_tests_activate_version(PGconn *conn, const char *version_id, char *prev, size_t prevlen,
-                              char *err, size_t errlen)
-{
-    PGresult *res = NULL;
-    char machine[40], type[32];
-    const char *one[] = {version_id};
-    int rc = ENMS_OK;
-
-    prev[0] = '\0';
-    res = pg_exec(conn, PGRES_TUPLES_OK,
-                  "SELECT machine_id::text, model_type FROM model_versions WHERE id = $1::uuid", 1,
-                  one, err, errlen);
-    if (!res)
-        return ENMS_EDB;
-    if (PQntuples(res) == 0) {
-        PQclear(res);
-        return enms_fail(err, errlen, ENMS_ENOTFOUND, "model version %s not found", version_id);
-    }
-    snprintf(machine, sizeof machine, "%s", PQgetvalue(res, 0, 0));
-    snprintf(type, sizeof type, "%s", PQgetvalue(res, 0, 1));
-    PQclear(res);
-    const char *key[] = {machine, type};
-    /* The same key as api/routes_models.c's activation, so the two serialise. */
-    res = pg_exec(conn, PGRES_TUPLES_OK,
-                  "SELECT pg_advisory_xact_lock(hashtextextended('model_versions:' || $1 || ':' || "
-                  "$2, 0))",
-                  2, key, err, errlen);
-    if (!res)
-        return ENMS_EDB;
-    PQclear(res);
-    res = pg_exec(conn, PGRES_TUPLES_OK,
-                  "SELECT id::text FROM model_versions WHERE machine_id = $1::uuid "
-                  "AND model_type = $2 AND is_active",
-                  2, key, err, errlen);
-    if (!res)
-        return ENMS_EDB;
-    if (PQntuples(res) > 0)
-        snprintf(prev, prevlen, "%s", PQgetvalue(res, 0, 0));
-    PQclear(res);
-    /* The partial unique index allows one active version at any moment:
-     * the old one goes off before the new one comes on. */
-    res = pg_exec(conn, PGRES_COMMAND_OK,
-                  "UPDATE model_versions SET is_active = false WHERE machine_id = $1::uuid "
-                  "AND model_type = $2 AND is_active AND id <> $3::uuid",
-                  3, (const char *[]){machine, type, version_id}, err, errlen);
-    if (!res)
-        return ENMS_EDB;
-    PQclear(res);
-    res = pg_exec(conn, PGRES_COMMAND_OK,
-                  "UPDATE model_versions SET is_active = true, activated_at = now() "
-                  "WHERE id = $1::uuid AND NOT is_active",
-                  1, one, err, errlen);
-    if (!res)
-        rc = ENMS_EDB;
     PQclear(res);
     return rc;
 }

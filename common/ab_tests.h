@@ -105,13 +105,4 @@ int ab_tests_decide(PGconn *conn, const char *test_id, const char *decision, con
  * ENMS_EDB (tests finished before the failure stay finished). */
 int ab_tests_finish_expired(PGconn *conn, char *err, size_t errlen);
 
-/* Makes version_id the active version of its machine and model type:
- * deactivates the current active one and activates it, under the same
- * advisory lock as POST /api/v1/models/{id}/activate. Must run inside a
- * transaction the caller opened (the two updates commit together with the
- * caller's other writes). prev (40 bytes) receives the previously active
- * id or "". Returns ENMS_OK, ENMS_ENOTFOUND or ENMS_EDB. */
-int ab_tests_activate_version(PGconn *conn, const char *version_id, char *prev, size_t prevlen,
-                              char *err, size_t errlen);
-
 #endif

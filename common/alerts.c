@@ -6,6 +6,7 @@
 #include "error.h"
 #include "events.h"
 #include "jobs.h"
+#include "job_ops.h"
 #include "log.h"
 #include "pg.h"
 #include "queue.h"
@@ -94,33 +95,16 @@ done:
     return rc;
 }
 
-/* Hands a created job to Redis the way the retrain endpoint does: live
- * hash, queued event, then the push last. Failures are logged only: the job
- * is recorded, and housekeeping pushes pending jobs missing from Redis. */
+/* Hands a created job to Redis (job_ops.h). Failures are logged only: the
+ * job is recorded, and housekeeping pushes pending jobs missing from Redis. */
 static void dispatch(redisContext *redis, const char *prefix, const char *job_id,
                      const char *model_type, const char *machine_id)
 {
-    char err[256], updated[24];
-    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
-    const char *fields[] = {"status",     "progress",   "stage",  "attempt",
-                            "model_type", "machine_id", "updated"};
-    const char *values[] = {"pending", "0", "queued", "0", model_type, machine_id, updated};
-    if (job_live_set(redis, prefix, job_id, 7, fields, values, QUEUE_JOB_TTL_S, err, sizeof err) !=
+    char err[256];
+    if (job_dispatch(redis, prefix, NULL, job_id, model_type, machine_id, err, sizeof err) !=
         ENMS_OK)
-        log_event(LOG_WARN, job_id, "live state not written: %s", err);
-    struct job_event ev = {.event = "training.queued",
-                           .job_id = job_id,
-                           .status = "pending",
-                           .stage = "queued",
-                           .model_type = model_type,
-                           .machine_id = machine_id};
-    if (job_event_publish(redis, prefix, &ev, err, sizeof err) != ENMS_OK)
-        log_event(LOG_WARN, job_id, "queued event not published: %s", err);
-    if (queue_push(redis, prefix, QUEUE_DEFAULT, job_id, err, sizeof err) != ENMS_OK)
         log_event(LOG_WARN, job_id,
-                  "auto retrain recorded but not queued (%s); housekeeping "
-                  "will dispatch it",
-                  err);
+                  "auto retrain recorded but not queued (%s); housekeeping will dispatch it", err);
 }
 
 /* Takes (lock = 1) or releases the session-level advisory lock that

@@ -5,6 +5,7 @@
 #include "job_ops.h"
 #include "error.h"
 #include "events.h"
+#include "log.h"
 #include "pg.h"
 #include "queue.h"
 
@@ -68,6 +69,36 @@ int job_announce(redisContext *redis, const char *prefix, const char *event, con
     if (rc == ENMS_OK && live_rc != ENMS_OK)
         rc = enms_fail(err, errlen, live_rc, "%s", live_err);
     return rc;
+}
+
+int job_dispatch(redisContext *redis, const char *prefix, const char *queue_name,
+                 const char *job_id, const char *model_type, const char *machine_id, char *err,
+                 size_t errlen)
+{
+    char updated[24], warn[256];
+    if (!redis)
+        return enms_fail(err, errlen, ENMS_EREDIS, "redis unavailable");
+    /* The hash and the event only make the dashboard faster: their
+     * failures are warnings. The push decides whether a worker sees it. */
+    snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
+    const char *fields[] = {"status",     "progress",   "stage",  "attempt",
+                            "model_type", "machine_id", "updated"};
+    const char *values[] = {"pending", "0", "queued", "0", model_type, machine_id, updated};
+    if (job_live_set(redis, prefix, job_id, 7, fields, values, QUEUE_JOB_TTL_S, warn,
+                     sizeof warn) != ENMS_OK)
+        log_event(LOG_WARN, job_id, "live state not written: %s", warn);
+    struct job_event ev = {.event = "training.queued",
+                           .job_id = job_id,
+                           .status = "pending",
+                           .stage = "queued",
+                           .model_type = model_type,
+                           .machine_id = machine_id};
+    if (job_event_publish(redis, prefix, &ev, warn, sizeof warn) != ENMS_OK)
+        log_event(LOG_WARN, job_id, "queued event not published: %s", warn);
+    if (queue_push(redis, prefix, queue_name ? queue_name : QUEUE_DEFAULT, job_id, warn,
+                   sizeof warn) != ENMS_OK)
+        return enms_fail(err, errlen, ENMS_EREDIS, "not queued: %s", warn);
+    return ENMS_OK;
 }
 
 int job_list_remove(redisContext *redis, const char *key, const char *id, char *err, size_t errlen)

@@ -35,6 +35,17 @@ int job_announce(redisContext *redis, const char *prefix, const char *event, con
                  const char *status, const char *stage, const struct job_facts *f, int finished,
                  char *err, size_t errlen);
 
+/* Hands a job just created as pending to Redis: its live hash, the
+ * training.queued event, then the push onto queue_name (NULL: "default")
+ * last, so a worker popping it at once finds the hash written and its own
+ * "started" is never overwritten by our "pending". Returns ENMS_OK when
+ * pushed, else ENMS_EREDIS with the first failure in err: the job is
+ * recorded in PostgreSQL either way, and housekeeping pushes pending jobs
+ * missing from Redis. redis may be NULL (nothing is done, ENMS_EREDIS). */
+int job_dispatch(redisContext *redis, const char *prefix, const char *queue_name,
+                 const char *job_id, const char *model_type, const char *machine_id, char *err,
+                 size_t errlen);
+
 /* LREM id from the list key (a queue or the dead-letter list). */
 int job_list_remove(redisContext *redis, const char *key, const char *id, char *err, size_t errlen);
 
