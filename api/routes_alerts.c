@@ -38,7 +38,7 @@ static const struct param_spec LIST_FIELDS[] = {
 };
 
 static const struct param_spec ACK_FIELDS[] = {
-    {.name = "by", .type = PARAM_STRING, .max_len = BY_MAX},
+    {.name = "acknowledged_by", .type = PARAM_STRING, .max_len = BY_MAX},
     {.name = "notes", .type = PARAM_STRING, .max_len = NOTES_MAX},
 };
 
@@ -194,7 +194,8 @@ static int alert_change(struct mg_connection *conn, const char *id, int resolve)
                                 params_text(&p, "notes", NULL)};
         res = pg_exec(pg, PGRES_TUPLES_OK, RESOLVE_SQL, 4, values, err, sizeof err);
     } else {
-        const char *values[] = {id, params_text(&p, "by", "api"), params_text(&p, "notes", NULL)};
+        const char *values[] = {id, params_text(&p, "acknowledged_by", "api"),
+                                params_text(&p, "notes", NULL)};
         res = pg_exec(pg, PGRES_TUPLES_OK, ACK_SQL, 3, values, err, sizeof err);
     }
     if (!res) {

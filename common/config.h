@@ -41,18 +41,18 @@ struct enms_config {
     int redispatch_grace_s;          /* ENMS_REDISPATCH_GRACE_S */
     int sse_max_streams;             /* ENMS_SSE_MAX_STREAMS */
     /* Monitoring (issue 5): schedules in seconds, 0 turns one off. */
-    int eval_interval_s;             /* ENMS_EVAL_INTERVAL_S: evaluate active models */
-    int score_interval_s;            /* ENMS_SCORE_INTERVAL_S: anomaly scoring of new readings */
-    int retrain_baseline_s;          /* ENMS_RETRAIN_BASELINE_S: scheduled baseline retrain */
-    int retrain_anomaly_s;           /* ENMS_RETRAIN_ANOMALY_S */
-    int retrain_forecast_s;          /* ENMS_RETRAIN_FORECAST_S */
-    int auto_retrain;                /* ENMS_AUTO_RETRAIN: 1 retrains on drift */
-    int drift_cooldown_s;            /* ENMS_DRIFT_COOLDOWN_S: at most one auto retrain per model */
-    int drift_recent_days;           /* ENMS_DRIFT_RECENT_DAYS: recent window of drift checks */
-    double drift_psi;                /* ENMS_DRIFT_PSI: population stability index limit */
-    double drift_ks_alpha;           /* ENMS_DRIFT_KS_ALPHA: KS significance (effective n) */
-    double drift_perf;               /* ENMS_DRIFT_PERF: relative degradation limit */
-    char activation_policy[16];      /* ENMS_ACTIVATION_POLICY: better, always or manual */
+    int eval_interval_s;        /* ENMS_EVAL_INTERVAL_S: evaluate active models */
+    int score_interval_s;       /* ENMS_SCORE_INTERVAL_S: anomaly scoring of new readings */
+    int retrain_baseline_s;     /* ENMS_RETRAIN_BASELINE_S: scheduled baseline retrain */
+    int retrain_anomaly_s;      /* ENMS_RETRAIN_ANOMALY_S */
+    int retrain_forecast_s;     /* ENMS_RETRAIN_FORECAST_S */
+    int auto_retrain;           /* ENMS_AUTO_RETRAIN: 1 retrains on drift */
+    int drift_cooldown_s;       /* ENMS_DRIFT_COOLDOWN_S: at most one auto retrain per model */
+    int drift_recent_days;      /* ENMS_DRIFT_RECENT_DAYS: recent window of drift checks */
+    double drift_psi;           /* ENMS_DRIFT_PSI: population stability index limit */
+    double drift_ks_alpha;      /* ENMS_DRIFT_KS_ALPHA: KS significance (effective n) */
+    double drift_perf;          /* ENMS_DRIFT_PERF: relative degradation limit */
+    char activation_policy[16]; /* ENMS_ACTIVATION_POLICY: better, always or manual */
 };
 
 /* One documented variable, as printed by `--help` and listed in the README. */

@@ -110,7 +110,7 @@ def act(stack, aid, action, body=None):
 
 def test_acknowledge_keeps_it_open(stack):
     aid = stack["ids"]["w_old"]
-    r = act(stack, aid, "acknowledge", {"by": "ops.anna", "notes": "looking at the meter"})
+    r = act(stack, aid, "acknowledge", {"acknowledged_by": "ops.anna", "notes": "looking at the meter"})
     assert r.status_code == 200, r.text
     assert r.json()["acknowledged_by"] == "ops.anna" and r.json()["acknowledged_at"]
     assert r.json()["is_resolved"] is False
@@ -157,7 +157,7 @@ def test_resolve_default_action(stack):
     (str(uuid.uuid4()), "acknowledge", {}, 404, "not found"),
     (None, "resolve", {"action": "ignored"}, 400, "action"),
     (None, "resolve", {"action": "resolved", "bogus": 1}, 400, "bogus"),
-    (None, "acknowledge", {"by": "x" * 201}, 400, "by"),
+    (None, "acknowledge", {"acknowledged_by": "x" * 201}, 400, "acknowledged_by"),
     (None, "acknowledge", {"notes": 5}, 400, "notes"),
     (None, "close", {}, 404, "no such endpoint"),
 ])
