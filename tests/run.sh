@@ -136,7 +136,7 @@ done
 fi
 
 echo "== black-box tests (pytest, sanitizer binaries)"
-/usr/bin/python3 -m pytest -q -p no:cacheprovider -o junit_family=xunit2 \
+/usr/bin/python3 -m pytest -q -p no:cacheprovider -o junit_family=xunit2 --durations=25 \
   --junitxml="$TMP/pytest.xml" "$ROOT/tests/integration" "$@"
 pytest_status=$?
 if [[ -f "$TMP/pytest.xml" ]]; then
