@@ -116,6 +116,7 @@ fuzz: $(FUZZ_BINS)
 
 bench: build
 	@bash bench/seed_import.sh
+	@bash bench/arima_bench.sh --quick
 
 deps:
 	@bash scripts/deps.sh

@@ -232,6 +232,64 @@ Test(arima, missing_values)
     arima_free(m);
 }
 
+/* The optimiser filters a complete series with the ARMA part alone on the
+ * differenced data (Chandrasekhar recursions); a series with any missing
+ * value goes through the full Kalman filter with the diffuse differencing
+ * block. A trailing missing value changes nothing in the likelihood, so
+ * both paths must reach the same estimates, to the optimiser's stopping
+ * precision (1e-4; R's reference tolerance is 1e-3): seasonal AR (a
+ * stationary prior of a state of 13), seasonal MA, and a mean with AR and
+ * MA terms. */
+Test(arima, fast_and_full_filters_agree)
+{
+    double y[MAX_SERIES + 1], lh[MAX_SERIES + 1];
+    size_t n = log_airpassengers(y), nlh = read_series("lh.csv", lh);
+    struct {
+        double *y;
+        size_t n;
+        struct arima_spec s;
+    } cases[] = {
+        {y, n, spec_of(1, 1, 0, 1, 1, 0, 12, 0)},
+        {y, n, spec_of(0, 1, 1, 0, 1, 1, 12, 0)},
+        {lh, nlh, spec_of(2, 0, 1, 0, 0, 0, 1, 1)},
+    };
+    y[n] = NAN;
+    lh[nlh] = NAN;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct arima_model *fast = fit_or_fail(cases[i].y, cases[i].n, &cases[i].s);
+        struct arima_model *full = fit_or_fail(cases[i].y, cases[i].n + 1, &cases[i].s);
+        cr_expect_eq(fast->nused, full->nused);
+        for (size_t k = 0; k < fast->narma + fast->nreg; k++)
+            check_close("coefficient", fast->coef[k], full->coef[k], 1e-4);
+        check_close("loglik", fast->loglik, full->loglik, 1e-6);
+        check_rel("sigma2", fast->sigma2, full->sigma2, 1e-4);
+        arima_free(fast);
+        arima_free(full);
+    }
+}
+
+/* The search's approximate candidates are only scored: same coefficients
+ * and sigma2 as a CSS fit, but no state to forecast from. */
+Test(arima, score_only_css_fit)
+{
+    double y[MAX_SERIES], mean[1], se[1];
+    char err[256] = "";
+    size_t n = log_airpassengers(y);
+    struct arima_spec s = spec_of(0, 1, 1, 0, 1, 1, 12, 0);
+    s.method = ARIMA_CSS;
+    struct arima_model *full = fit_or_fail(y, n, &s), *scored = NULL;
+    cr_assert_eq(arima_fit_score(y, n, &s, NULL, &scored, err, sizeof err), 0, "%s", err);
+    check_close("ma1 CSS", scored->coef[0], -0.377162, 1e-3);
+    check_close("sma1 CSS", scored->coef[1], -0.572379, 1e-3);
+    check_rel("sigma2 CSS", scored->sigma2, 0.00138875, 1e-3);
+    check_close("same ma1", scored->coef[0], full->coef[0], 1e-12);
+    cr_expect_null(scored->a);
+    cr_expect_null(scored->resid);
+    cr_expect_neq(arima_forecast(scored, 1, mean, se, err, sizeof err), 0);
+    arima_free(scored);
+    arima_free(full);
+}
+
 Test(arima, rejects_bad_specs)
 {
     double y[MAX_SERIES];

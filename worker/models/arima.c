@@ -22,7 +22,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <gsl/gsl_blas.h>
 #include <gsl/gsl_cdf.h>
 #include <gsl/gsl_errno.h>
 #include <gsl/gsl_multimin.h>
@@ -310,14 +309,17 @@ struct fit_ctx {
     double *wdiff; /* the same, differenced (CSS) */
     double *par;   /* narma: current coefficients */
     double *phi, *theta, *delta;
-    double *q0, *dw;           /* r*r, 4*r*r: stationary covariance, doubling work */
+    double *q0, *dw;           /* r*r, (r+2)*(r+4): stationary covariance, its work */
     double *P, *Pn, *Pold, *W; /* rd*rd each: filter covariances */
     double *M, *a, *an;        /* rd, ncols*rd, ncols*rd */
     double *E;                 /* n * ncols innovations (row t) */
     unsigned char *used;       /* n */
     double *beta, *ls;         /* nreg, nreg*(nreg+1) */
-    size_t *phi_nz, *delta_nz; /* nonzero indexes */
-    size_t nphi_nz, ndelta_nz;
+    size_t *phi_nz, *delta_nz; /* nonzero indexes, ascending */
+    size_t *theta_nz;          /* nonzero indexes of theta + 1 (the MA lags) */
+    size_t nphi_nz, ndelta_nz, ntheta_nz;
+    int complete;  /* no missing value: ML may filter the differenced series */
+    int arma_only; /* ml_eval filters the differenced series (kf_arma) */
 
     /* Results of the last evaluation. */
     double ssq, sumlog;
@@ -371,6 +373,7 @@ static void ctx_free(struct fit_ctx *c)
     free(c->ls);
     free(c->phi_nz);
     free(c->delta_nz);
+    free(c->theta_nz);
 }
 
 /* Differenced copy of one column for CSS: w_t -= w_(t-lag), per difference. */
@@ -414,7 +417,7 @@ static int ctx_init(struct fit_ctx *c, const struct arima_spec *spec, const doub
     c->theta = calloc(r, sizeof *c->theta);
     c->delta = calloc(c->nd + 1, sizeof *c->delta);
     c->q0 = malloc(r * r * sizeof *c->q0);
-    c->dw = malloc(4 * r * r * sizeof *c->dw);
+    c->dw = malloc((r + 2) * (r + 4) * sizeof *c->dw);
     c->P = malloc(rd * rd * sizeof *c->P);
     c->Pn = malloc(rd * rd * sizeof *c->Pn);
     c->Pold = malloc(rd * rd * sizeof *c->Pold);
@@ -428,10 +431,15 @@ static int ctx_init(struct fit_ctx *c, const struct arima_spec *spec, const doub
     c->ls = malloc((c->nreg + 1) * (c->nreg + 1) * sizeof *c->ls);
     c->phi_nz = malloc((r + 1) * sizeof *c->phi_nz);
     c->delta_nz = malloc((c->nd + 1) * sizeof *c->delta_nz);
+    c->theta_nz = malloc((r + 1) * sizeof *c->theta_nz);
     if (!c->y0 || !c->cols || !c->wdiff || !c->par || !c->phi || !c->theta || !c->delta || !c->q0 ||
         !c->dw || !c->P || !c->Pn || !c->Pold || !c->W || !c->M || !c->a || !c->an || !c->E ||
-        !c->used || !c->beta || !c->ls || !c->phi_nz || !c->delta_nz)
+        !c->used || !c->beta || !c->ls || !c->phi_nz || !c->delta_nz || !c->theta_nz)
         return ENMS_ENOMEM;
+    c->complete = 1;
+    for (size_t t = 0; t < n; t++)
+        if (isnan(y[t]))
+            c->complete = 0;
 
     memcpy(c->y0, y, n * sizeof *y);
     memcpy(c->cols, y, n * sizeof *y);
@@ -482,6 +490,10 @@ static void ctx_set_params(struct fit_ctx *c, const double *x, int trans)
     for (size_t i = 0; i < c->r; i++)
         if (c->phi[i] != 0.0)
             c->phi_nz[c->nphi_nz++] = i;
+    c->ntheta_nz = 0;
+    for (size_t i = 0; i + 1 < c->r; i++)
+        if (c->theta[i + 1] != 0.0)
+            c->theta_nz[c->ntheta_nz++] = i;
 }
 
 /* ---- least squares on the innovations ---------------------------------- */
@@ -580,9 +592,10 @@ static double css_eval(struct fit_ctx *c, const double *x)
                 v -= c->phi[i] * w[t - i - 1];
             }
             size_t lim = t - c->ncond < qf ? t - c->ncond : qf;
-            for (size_t j = 0; j < lim; j++)
-                if (theta[j] != 0.0)
-                    v -= theta[j] * c->E[(t - j - 1) * nc + col];
+            for (size_t jj = 0; jj < c->ntheta_nz && c->theta_nz[jj] < lim; jj++) {
+                size_t j = c->theta_nz[jj];
+                v -= theta[j] * c->E[(t - j - 1) * nc + col];
+            }
             e[col] = v;
             if (col == 0 && isnan(v))
                 bad = 1;
@@ -619,7 +632,8 @@ static double css_grad(struct fit_ctx *c, const double *x, double *g)
         return f;
     double *r = malloc(n * sizeof *r), *w = malloc(n * sizeof *w);
     double *D = malloc(n * sizeof *D), *gf = calloc(pf + qf + 1, sizeof *gf);
-    if (!r || !w || !D || !gf) {
+    unsigned char *need = calloc(pf + qf + 1, 1);
+    if (!r || !w || !D || !gf || !need) {
         f = BAD_VALUE;
         goto done;
     }
@@ -633,7 +647,25 @@ static double css_grad(struct fit_ctx *c, const double *x, double *g)
         r[t] = rv;
         w[t] = wv;
     }
+    /* Only the expanded lags the chain rule below reads: p + P + pP AR
+     * lags and q + Q + qQ MA lags out of pf + qf. */
+    for (int i = 0; i < o->p; i++)
+        need[i] = 1;
+    for (int j = 0; j < o->P; j++) {
+        need[(size_t)(j + 1) * m - 1] = 1;
+        for (int i = 0; i < o->p; i++)
+            need[(size_t)(j + 1) * m + (size_t)i] = 1;
+    }
+    for (int i = 0; i < o->q; i++)
+        need[pf + (size_t)i] = 1;
+    for (int j = 0; j < o->Q; j++) {
+        need[pf + (size_t)(j + 1) * m - 1] = 1;
+        for (int i = 0; i < o->q; i++)
+            need[pf + (size_t)(j + 1) * m + (size_t)i] = 1;
+    }
     for (size_t i = 0; i < pf + qf; i++) {
+        if (!need[i])
+            continue;
         int is_ar = i < pf;
         size_t lag = (is_ar ? i : i - pf) + 1;
         double acc = 0.0;
@@ -648,9 +680,10 @@ static double css_grad(struct fit_ctx *c, const double *x, double *g)
                 v = -w[t - lag];
             else
                 v = lag <= lim ? -r[t - lag] : 0.0;
-            for (size_t j = 0; j < lim; j++)
-                if (theta[j] != 0.0)
-                    v -= theta[j] * D[t - j - 1];
+            for (size_t jj = 0; jj < c->ntheta_nz && c->theta_nz[jj] < lim; jj++) {
+                size_t j = c->theta_nz[jj];
+                v -= theta[j] * D[t - j - 1];
+            }
             D[t] = v;
             acc += r[t] * v;
         }
@@ -685,6 +718,7 @@ done:
     free(w);
     free(D);
     free(gf);
+    free(need);
     return f;
 }
 
@@ -754,57 +788,141 @@ static void predict_cov(struct fit_ctx *c, const double *P, double *Pn)
             Pn[i * rd + j] += c->theta[i] * c->theta[j];
 }
 
-static double max_abs(const double *x, size_t n)
+/* Solves A x = b in place for an n x n row-major A by Gaussian elimination
+ * with partial pivoting; b becomes x. Returns -1 when A is singular. */
+static int solve_dense(double *A, double *b, size_t n)
 {
-    double m = 0.0;
-    for (size_t i = 0; i < n; i++)
-        if (fabs(x[i]) > m)
-            m = fabs(x[i]);
-    return m;
+    for (size_t k = 0; k < n; k++) {
+        size_t piv = k;
+        for (size_t i = k + 1; i < n; i++)
+            if (fabs(A[i * n + k]) > fabs(A[piv * n + k]))
+                piv = i;
+        if (!(fabs(A[piv * n + k]) > 1e-300))
+            return -1;
+        if (piv != k) {
+            for (size_t j = 0; j < n; j++) {
+                double t = A[k * n + j];
+                A[k * n + j] = A[piv * n + j];
+                A[piv * n + j] = t;
+            }
+            double t = b[k];
+            b[k] = b[piv];
+            b[piv] = t;
+        }
+        for (size_t i = k + 1; i < n; i++) {
+            double f = A[i * n + k] / A[k * n + k];
+            if (f == 0.0)
+                continue;
+            for (size_t j = k; j < n; j++)
+                A[i * n + j] -= f * A[k * n + j];
+            b[i] -= f * b[k];
+        }
+    }
+    for (size_t k = n; k-- > 0;) {
+        double v = b[k];
+        for (size_t j = k + 1; j < n; j++)
+            v -= A[k * n + j] * b[j];
+        b[k] = v / A[k * n + k];
+    }
+    return 0;
 }
 
-/* Stationary covariance Q0 of the ARMA block (unit innovation variance):
- * the solution of the discrete Lyapunov equation Q = T Q T' + R R', summed
- * as Q = sum_k T^k R R' T'^k by doubling (Q <- Q + A Q A', A <- A^2), so
- * after j steps 2^j terms are in. O(r^3) per step and O(r^2) memory, where
- * Gardner et al.'s linear system needs O(r^4). Returns -1 if the series
- * does not converge (a non-stationary AR part). */
+/* Stationary covariance Q0 of the ARMA block (unit innovation variance),
+ * the solution of the discrete Lyapunov equation Q = T Q T' + R R', without
+ * Gardner et al.'s linear system in r(r+1)/2 unknowns (O(r^4) memory, what
+ * made R's auto.arima run out of memory at m = 336). With the expanded
+ * polynomials phi (lags 1..pf) and theta (theta_0 = 1):
+ *   1. the MA(inf) weights psi and the autocovariances gamma(0..pf) from the
+ *      (pf+1)-equation system gamma(k) - sum phi_i gamma(|k-i|) =
+ *      sum_(j>=k) theta_j psi_(j-k) (Brockwell & Davis 1991, 3.3.8), then
+ *      gamma(k) for k up to r by the same recursion;
+ *   2. the first row: state j of Harvey's form at time t is
+ *      sum_(k>=j) phi_k y_(t+j-1-k) + theta_k e_(t+j-k), so
+ *      Q_0j = sum_(k>=j) phi_k gamma(k+1-j) + theta_k psi_(k-j);
+ *   3. the rest from the Lyapunov equation read entrywise,
+ *      Q_ij = Q_(i+1,j+1) + phi_i phi_j Q_00 + phi_i Q_(0,j+1)
+ *             + phi_j Q_(0,i+1) + theta_i theta_j, from the last row up.
+ * O(pf^3 + r^2) time, O(r^2) memory. Returns -1 when the AR part is not
+ * stationary (as R's arima refuses it). stationary_row does steps 1 and 2
+ * (the first row, all kf_arma needs) into the first row of c->q0. */
+static int stationary_row(struct fit_ctx *c)
+{
+    const struct arima_order *o = &c->o;
+    size_t r = c->r, pf = c->pf;
+    const double *phi = c->phi, *th = c->theta;
+    double *Q = c->q0;
+    /* dw: psi (r + 1), gamma (r + 1), then the (pf + 1)^2 system. */
+    double *psi = c->dw, *gam = c->dw + r + 1, *A = c->dw + 2 * (r + 1);
+    if (ar_to_raw(c->par, o->p, NULL) != 0 || ar_to_raw(c->par + o->p + o->q, o->P, NULL) != 0)
+        return -1;
+    for (size_t j = 0; j <= r; j++) {
+        double v = j < r ? th[j] : 0.0;
+        for (size_t i = 1; i <= j && i <= pf; i++)
+            v += phi[i - 1] * psi[j - i];
+        psi[j] = v;
+    }
+    /* rhs_k = sum_(j=k..r-1) theta_j psi_(j-k), into gam[k]. */
+    for (size_t k = 0; k <= r; k++) {
+        double v = 0.0;
+        for (size_t j = k; j < r; j++)
+            v += th[j] * psi[j - k];
+        gam[k] = v;
+    }
+    size_t ns = pf + 1;
+    memset(A, 0, ns * ns * sizeof *A);
+    for (size_t k = 0; k < ns; k++) {
+        A[k * ns + k] += 1.0;
+        for (size_t i = 1; i <= pf; i++) {
+            size_t lag = k > i ? k - i : i - k;
+            A[k * ns + lag] -= phi[i - 1];
+        }
+    }
+    if (solve_dense(A, gam, ns) != 0)
+        return -1;
+    for (size_t k = ns; k <= r; k++) {
+        double v = gam[k];
+        for (size_t i = 1; i <= pf; i++)
+            v += phi[i - 1] * gam[k - i];
+        gam[k] = v;
+    }
+    if (!(gam[0] > 0.0) || !isfinite(gam[0]))
+        return -1;
+    Q[0] = gam[0];
+    for (size_t j = 1; j < r; j++) {
+        double v = 0.0;
+        for (size_t k = j; k < r; k++)
+            v += phi[k] * gam[k + 1 - j] + th[k] * psi[k - j];
+        Q[j] = v;
+    }
+    return 0;
+}
+
+/* The whole of Q0 from its first row (step 3 above). */
 static int stationary_cov(struct fit_ctx *c)
 {
     size_t r = c->r;
-    double *Q = c->q0, *A = c->dw, *T1 = c->dw + r * r, *T2 = c->dw + 2 * r * r,
-           *A2 = c->dw + 3 * r * r;
+    const double *phi = c->phi, *th = c->theta;
+    double *Q = c->q0;
+    if (stationary_row(c) != 0)
+        return -1;
+    for (size_t j = 1; j < r; j++)
+        Q[j * r] = Q[j];
+    double q00 = Q[0];
+    for (size_t i = r; i-- > 1;) {
+        double qi = i + 1 < r ? Q[i + 1] : 0.0; /* Q_(0,i+1) */
+        for (size_t j = r; j-- > i;) {
+            double v = phi[i] * phi[j] * q00 + phi[i] * (j + 1 < r ? Q[j + 1] : 0.0) + phi[j] * qi +
+                       th[i] * th[j];
+            if (i + 1 < r && j + 1 < r)
+                v += Q[(i + 1) * r + j + 1];
+            Q[i * r + j] = v;
+            Q[j * r + i] = v;
+        }
+    }
     for (size_t i = 0; i < r; i++)
-        for (size_t j = 0; j < r; j++)
-            Q[i * r + j] = c->theta[i] * c->theta[j];
-    memset(A, 0, r * r * sizeof *A);
-    for (size_t i = 0; i < r; i++) {
-        A[i * r] = c->phi[i];
-        if (i + 1 < r)
-            A[i * r + i + 1] = 1.0;
-    }
-    gsl_matrix_view mQ = gsl_matrix_view_array(Q, r, r);
-    gsl_matrix_view mA = gsl_matrix_view_array(A, r, r);
-    gsl_matrix_view m1 = gsl_matrix_view_array(T1, r, r);
-    gsl_matrix_view m2 = gsl_matrix_view_array(T2, r, r);
-    gsl_matrix_view mA2 = gsl_matrix_view_array(A2, r, r);
-    for (int it = 0; it < 80; it++) {
-        if (max_abs(A, r * r) == 0.0)
-            return 0; /* nilpotent (pure MA): the sum is finite and complete */
-        gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, &mA.matrix, &mQ.matrix, 0.0, &m1.matrix);
-        gsl_blas_dgemm(CblasNoTrans, CblasTrans, 1.0, &m1.matrix, &mA.matrix, 0.0, &m2.matrix);
-        double inc = max_abs(T2, r * r);
-        for (size_t i = 0; i < r * r; i++)
-            Q[i] += T2[i];
-        double qm = max_abs(Q, r * r);
-        if (!isfinite(qm) || qm > 1e15)
+        if (!(Q[i * r + i] >= 0.0) || !isfinite(Q[i * r + i]))
             return -1;
-        if (inc <= 1e-17 * qm)
-            return 0;
-        gsl_blas_dgemm(CblasNoTrans, CblasNoTrans, 1.0, &mA.matrix, &mA.matrix, 0.0, &mA2.matrix);
-        memcpy(A, A2, r * r * sizeof *A);
-    }
-    return -1;
+    return 0;
 }
 
 /* Runs the filter over all columns at once (they share the covariance
@@ -923,14 +1041,96 @@ static int kf_run(struct fit_ctx *c)
     return 0;
 }
 
+/* The filter of the ARMA part alone, run on the differenced columns
+ * (wdiff) from t = d + mD on, for a series without missing values: the
+ * likelihood the diffuse prior of kf_run gives is that of the differenced
+ * series (Harvey 1989, sec. 3.4), up to terms of order 1/kappa, so the
+ * optimiser can use this filter on the ARMA state alone.
+ *
+ * The covariance is never formed: with the stationary prior P_1 = Q0 the
+ * first increment P_2 - P_1 = -G G' / F (G = T Q0 Z', F = Z Q0 Z') has rank
+ * one, and so does every later one (the Chandrasekhar recursions of Morf,
+ * Sidhu & Kailath 1974; Harvey 1989, sec. 3.3.4). With P_(t+1) - P_t =
+ * m w w', G_t = T P_t Z', F_t = Z P_t Z' and c = w_0:
+ *   F_(t+1) = F_t + m c^2,   G_(t+1) = G_t + m c T w,
+ *   w_(t+1) = T w - c G_t / F_t,   m_(t+1) = m F_t / F_(t+1),
+ * O(r) per step instead of O(r^2), exact for a time-invariant system; once
+ * the increments are below rounding the gain is frozen. The predicted
+ * state is a_(t+1) = T a_t + G_t v_t / F_t. Fills E, used, sumlog and nu
+ * as kf_run; the state at the end is not kept. Needs the first row of Q0
+ * (stationary_row). Returns 0, -1 for numerical failure, or ENMS_ESTOPPED. */
+static int kf_arma(struct fit_ctx *c)
+{
+    size_t n = c->n, nc = 1 + c->kact, r = c->r, nd = c->nd;
+    const double *q = c->q0, *phi = c->phi;
+    double *G = c->M, *w = c->an, *u = c->Pold;
+    int frozen = 0;
+    double F = q[0], m = -1.0 / q[0];
+
+    for (size_t i = 0; i < r; i++)
+        G[i] = i + 1 < r ? q[i + 1] : 0.0;
+    for (size_t j = 0; j < c->nphi_nz; j++)
+        G[c->phi_nz[j]] += phi[c->phi_nz[j]] * q[0];
+    memcpy(w, G, r * sizeof *w);
+    memset(c->a, 0, nc * r * sizeof *c->a);
+    memset(c->E, 0, nd * nc * sizeof *c->E);
+    memset(c->used, 0, nd);
+    c->sumlog = 0.0;
+    c->nu = 0;
+    for (size_t t = nd; t < n; t++) {
+        if ((t & 255) == 255 && ctx_stopping(c))
+            return ENMS_ESTOPPED;
+        if (!(F > 0.0) || !isfinite(F))
+            return -1;
+        double sf = sqrt(F), invF = 1.0 / F;
+        for (size_t col = 0; col < nc; col++) {
+            double *a = c->a + col * r;
+            double v = c->wdiff[col * n + t] - a[0];
+            double g = v * invF, a0 = a[0];
+            c->E[t * nc + col] = v / sf;
+            for (size_t i = 0; i + 1 < r; i++)
+                a[i] = a[i + 1] + G[i] * g;
+            a[r - 1] = G[r - 1] * g;
+            for (size_t j = 0; j < c->nphi_nz; j++)
+                a[c->phi_nz[j]] += phi[c->phi_nz[j]] * a0;
+        }
+        c->used[t] = F < DIFFUSE_GAIN;
+        if (c->used[t]) {
+            c->nu++;
+            c->sumlog += log(F);
+        }
+        if (frozen)
+            continue;
+        double cw = w[0], wmax = 0.0;
+        for (size_t i = 0; i + 1 < r; i++)
+            u[i] = w[i + 1];
+        u[r - 1] = 0.0;
+        for (size_t j = 0; j < c->nphi_nz; j++)
+            u[c->phi_nz[j]] += phi[c->phi_nz[j]] * cw;
+        double Fn = F + m * cw * cw, mc = m * cw, cf = cw * invF;
+        for (size_t i = 0; i < r; i++) {
+            w[i] = u[i] - cf * G[i];
+            G[i] += mc * u[i];
+            if (fabs(w[i]) > wmax)
+                wmax = fabs(w[i]);
+        }
+        m = m * F / Fn;
+        F = Fn;
+        /* Converged: the next increments are below rounding of P. */
+        if (fabs(m) * wmax * wmax <= 1e-17 * F)
+            frozen = 1;
+    }
+    return 0;
+}
+
 /* R's ML objective 0.5 (log(ssq / nu) + sum log F / nu), the negative
  * log-likelihood per observation with sigma2 concentrated out. */
 static double ml_eval(struct fit_ctx *c, const double *x)
 {
     ctx_set_params(c, x, c->trans);
-    if (stationary_cov(c) != 0)
+    if ((c->arma_only ? stationary_row(c) : stationary_cov(c)) != 0)
         return BAD_VALUE;
-    int rc = kf_run(c);
+    int rc = c->arma_only ? kf_arma(c) : kf_run(c);
     if (rc != 0 || c->nu == 0)
         return BAD_VALUE;
     double ssq = profile_ls(c);
@@ -1171,8 +1371,11 @@ static void label_stage(const struct arima_spec *spec, const char *what, char *b
     snprintf(buf, len, "%s %s", what, lab);
 }
 
-int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
-              const struct model_hooks *hooks, struct arima_model **out, char *err, size_t errlen)
+/* arima_fit and arima_fit_score: score_only skips the final filter pass of
+ * a CSS fit (no state, fitted values or residuals). */
+static int fit_impl(const double *y, size_t n, const struct arima_spec *spec,
+                    const struct model_hooks *hooks, int score_only, struct arima_model **out,
+                    char *err, size_t errlen)
 {
     struct fit_ctx c;
     struct arima_model *mdl = NULL;
@@ -1245,7 +1448,9 @@ int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
     if (spec->method != ARIMA_CSS) {
         model_report(hooks, 0.5, stage);
         c.trans = 1;
+        c.arma_only = c.complete;
         rc = fit_stage(&c, ml_eval, x, &value, &converged);
+        c.arma_only = 0;
         if (rc != 0)
             goto stopped_or_fail;
         /* Back to coefficients, MA made invertible, then evaluated once
@@ -1256,31 +1461,18 @@ int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
         ma_invert(x + o->p + o->q + o->P, o->Q);
         c.trans = 0;
     }
-    /* Final pass: the filter at the chosen coefficients gives the state at
+    /* Final pass: the filter at the chosen coefficients, on the full state
+     * with the diffuse differencing block as R runs it, gives the state at
      * time n, the residuals and (for ML) the likelihood. */
     c.trans = 0;
     c.kact = c.nreg;
     ctx_set_response(&c, NULL);
-    double mlv = ml_eval(&c, x);
-    if (c.stopped) {
-        rc = ENMS_ESTOPPED;
-        goto stopped_or_fail;
-    }
-    if (mlv >= BAD_VALUE) {
-        rc = enms_fail(err, errlen, ENMS_EINVAL,
-                       "arima: likelihood cannot be evaluated at the estimates");
-        goto fail;
-    }
     mdl->spec = *spec;
     mdl->n = n;
     mdl->nused = nobs - c.nd;
     mdl->converged = converged;
     mdl->coef = malloc((k + 1) * sizeof *mdl->coef);
-    mdl->a = malloc(c.rd * sizeof *mdl->a);
-    mdl->P = malloc(c.rd * c.rd * sizeof *mdl->P);
-    mdl->fitted = malloc(n * sizeof *mdl->fitted);
-    mdl->resid = malloc(n * sizeof *mdl->resid);
-    if (!mdl->coef || !mdl->a || !mdl->P || !mdl->fitted || !mdl->resid) {
+    if (!mdl->coef) {
         rc = enms_fail(err, errlen, ENMS_ENOMEM, "arima: out of memory");
         goto fail;
     }
@@ -1293,9 +1485,30 @@ int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
         mdl->sigma2 = c.ssq / (double)c.nu;
         mdl->loglik = -0.5 * (2.0 * nu * sv + nu + nu * log(2.0 * M_PI));
         mdl->aic = mdl->aicc = mdl->bic = NAN;
+        if (score_only)
+            goto scored;
+    }
+    double mlv = ml_eval(&c, x);
+    if (c.stopped) {
+        rc = ENMS_ESTOPPED;
+        goto stopped_or_fail;
+    }
+    if (mlv >= BAD_VALUE) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "arima: likelihood cannot be evaluated at the estimates");
+        goto fail;
+    }
+    mdl->a = malloc(c.rd * sizeof *mdl->a);
+    mdl->P = malloc(c.rd * c.rd * sizeof *mdl->P);
+    mdl->fitted = malloc(n * sizeof *mdl->fitted);
+    mdl->resid = malloc(n * sizeof *mdl->resid);
+    if (!mdl->a || !mdl->P || !mdl->fitted || !mdl->resid) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "arima: out of memory");
+        goto fail;
+    }
+    if (spec->method == ARIMA_CSS) {
         /* The state for forecasting is filtered with the CSS regression
          * coefficients, as R's arimaSS does. */
-        ml_eval(&c, x);
         memcpy(c.beta, mdl->coef + c.narma, c.nreg * sizeof *x);
     } else {
         memcpy(mdl->coef + c.narma, c.beta, c.nreg * sizeof *x);
@@ -1324,6 +1537,7 @@ int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
         mdl->resid[t] = v;
         mdl->fitted[t] = y[t] - v;
     }
+scored:
     rc = arima_prepare(mdl, err, errlen);
     if (rc != 0)
         goto fail;
@@ -1343,6 +1557,19 @@ fail:
     free(x);
     arima_free(mdl);
     return rc;
+}
+
+int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
+              const struct model_hooks *hooks, struct arima_model **out, char *err, size_t errlen)
+{
+    return fit_impl(y, n, spec, hooks, 0, out, err, errlen);
+}
+
+int arima_fit_score(const double *y, size_t n, const struct arima_spec *spec,
+                    const struct model_hooks *hooks, struct arima_model **out, char *err,
+                    size_t errlen)
+{
+    return fit_impl(y, n, spec, hooks, 1, out, err, errlen);
 }
 
 /* ---- forecasts ------------------------------------------------------------ */

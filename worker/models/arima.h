@@ -98,6 +98,14 @@ int arima_spec_check(const struct arima_spec *spec, char *err, size_t errlen);
 int arima_fit(const double *y, size_t n, const struct arima_spec *spec,
               const struct model_hooks *hooks, struct arima_model **out, char *err, size_t errlen);
 
+/* Internal, for the order search (arima_auto.c): as arima_fit, but a CSS
+ * fit (spec->method ARIMA_CSS) stops at the coefficients and sigma2: the
+ * model's a, P, fitted and resid are NULL, so it cannot forecast or be
+ * saved. Other methods behave exactly as arima_fit. */
+int arima_fit_score(const double *y, size_t n, const struct arima_spec *spec,
+                    const struct model_hooks *hooks, struct arima_model **out, char *err,
+                    size_t errlen);
+
 /* Frees a model and everything it owns; NULL is fine. */
 void arima_free(struct arima_model *model);
 

@@ -419,7 +419,9 @@ static int try_fit(struct search *s, const struct cand *c, int approx, double *i
     (*s->fitted_count)++;
     *ic_out = INFINITY;
     *model_out = NULL;
-    int rc = arima_fit(s->y, s->n, &spec, &s->quiet, &mdl, err, sizeof err);
+    /* An approximate (CSS) candidate is only scored; the model kept in the
+     * end is always re-fitted by CSS-ML, which has the state. */
+    int rc = arima_fit_score(s->y, s->n, &spec, &s->quiet, &mdl, err, sizeof err);
     if (rc == ENMS_ESTOPPED || rc == ENMS_ENOMEM)
         return rc;
     if (rc != 0)
