@@ -12,6 +12,7 @@
 #include "readings_load.h"
 #include "models/anomaly.h"
 #include "models/arima.h"
+#include "models/arima_filter.h"
 #include "models/baseline.h"
 #include "../common/error.h"
 #include "../common/perf_record.h"
@@ -305,133 +306,6 @@ done:
     return rc;
 }
 
-/* A stored ARIMA state carried forward one observation at a time: the
- * Kalman filter's predict and update with the model's fixed coefficients.
- * The transition T and selection R are those of arima.c's state space
- * (Harvey's form with the differencing in the state). */
-struct kf {
-    const struct arima_model *m;
-    size_t r, rd;
-    size_t n; /* time index of the state (observations taken in) */
-    double *a, *P, *T, *an, *Pn, *W, *M, *x;
-};
-
-static void kf_free(struct kf *k)
-{
-    free(k->a);
-    free(k->P);
-    free(k->T);
-    free(k->an);
-    free(k->Pn);
-    free(k->W);
-    free(k->M);
-    free(k->x);
-    memset(k, 0, sizeof *k);
-}
-
-static int kf_init(struct kf *k, const struct arima_model *m, char *err, size_t errlen)
-{
-    size_t rd = m->rd, r = m->r;
-    memset(k, 0, sizeof *k);
-    if (!m->a || !m->P || !m->phi || !m->theta || rd == 0)
-        return enms_fail(err, errlen, ENMS_EINVAL, "arima model has no state to filter");
-    k->m = m;
-    k->r = r;
-    k->rd = rd;
-    k->n = m->n;
-    k->a = malloc(rd * sizeof *k->a);
-    k->an = malloc(rd * sizeof *k->an);
-    k->M = malloc(rd * sizeof *k->M);
-    k->P = malloc(rd * rd * sizeof *k->P);
-    k->Pn = malloc(rd * rd * sizeof *k->Pn);
-    k->W = malloc(rd * rd * sizeof *k->W);
-    k->T = calloc(rd * rd, sizeof *k->T);
-    k->x = malloc((m->nreg ? m->nreg : 1) * sizeof *k->x);
-    if (!k->a || !k->an || !k->M || !k->P || !k->Pn || !k->W || !k->T || !k->x) {
-        kf_free(k);
-        return enms_fail(err, errlen, ENMS_ENOMEM, "out of memory for the arima state");
-    }
-    memcpy(k->a, m->a, rd * sizeof *k->a);
-    memcpy(k->P, m->P, rd * rd * sizeof *k->P);
-    for (size_t i = 0; i < r; i++) {
-        k->T[i * rd] = m->phi[i];
-        if (i + 1 < r)
-            k->T[i * rd + i + 1] = 1.0;
-    }
-    if (m->nd > 0) {
-        k->T[r * rd] = 1.0;
-        for (size_t j = 0; j < m->nd; j++)
-            k->T[r * rd + r + j] = m->delta[j];
-        for (size_t i = r + 1; i < rd; i++)
-            k->T[i * rd + i - 1] = 1.0;
-    }
-    return ENMS_OK;
-}
-
-/* Takes in the observation y (NAN: missing) at time index n + 1. */
-static void kf_step(struct kf *k, double y)
-{
-    const struct arima_model *m = k->m;
-    size_t rd = k->rd, r = k->r;
-    for (size_t i = 0; i < rd; i++) {
-        double v = 0;
-        for (size_t j = 0; j < rd; j++)
-            v += k->T[i * rd + j] * k->a[j];
-        k->an[i] = v;
-    }
-    for (size_t i = 0; i < rd; i++) /* W = T P */
-        for (size_t j = 0; j < rd; j++) {
-            double v = 0;
-            for (size_t l = 0; l < rd; l++)
-                v += k->T[i * rd + l] * k->P[l * rd + j];
-            k->W[i * rd + j] = v;
-        }
-    for (size_t i = 0; i < rd; i++) /* Pn = W T' + R R' */
-        for (size_t j = 0; j < rd; j++) {
-            double v = 0;
-            for (size_t l = 0; l < rd; l++)
-                v += k->W[i * rd + l] * k->T[j * rd + l];
-            if (i < r && j < r)
-                v += m->theta[i] * m->theta[j];
-            k->Pn[i * rd + j] = v;
-        }
-    double yr = y;
-    if (isfinite(y) && m->nreg) {
-        arima_regressors(&m->spec, m->nreg, k->n, 1, k->x);
-        for (size_t j = 0; j < m->nreg; j++)
-            yr -= m->coef[m->narma + j] * k->x[j];
-    }
-    k->n++;
-    if (!isfinite(yr)) {
-        memcpy(k->a, k->an, rd * sizeof *k->a);
-        memcpy(k->P, k->Pn, rd * rd * sizeof *k->P);
-        return;
-    }
-    /* Z = (1, 0.., 0, delta): M = Pn Z', F = Z M. */
-    for (size_t i = 0; i < rd; i++) {
-        double v = k->Pn[i * rd];
-        for (size_t j = 0; j < m->nd; j++)
-            v += m->delta[j] * k->Pn[i * rd + r + j];
-        k->M[i] = v;
-    }
-    double F = k->M[0], pred = k->an[0];
-    for (size_t j = 0; j < m->nd; j++) {
-        F += m->delta[j] * k->M[r + j];
-        pred += m->delta[j] * k->an[r + j];
-    }
-    if (!(F > 0) || !isfinite(F)) {
-        memcpy(k->a, k->an, rd * sizeof *k->a);
-        memcpy(k->P, k->Pn, rd * rd * sizeof *k->P);
-        return;
-    }
-    double g = (yr - pred) / F;
-    for (size_t i = 0; i < rd; i++)
-        k->a[i] = k->an[i] + k->M[i] * g;
-    for (size_t i = 0; i < rd; i++)
-        for (size_t j = 0; j < rd; j++)
-            k->P[i * rd + j] = k->Pn[i * rd + j] - k->M[i] * k->M[j] / F;
-}
-
 /* Forecast: rolling-origin forecasts on [from, to) of the stored model,
  * whose state is at trained_until. Origins every EVAL_ORIGIN_STEP_H hours
  * from `from`; an origin before trained_until (hours the version saw) is
@@ -445,7 +319,7 @@ static int forecast_samples(PGconn *pg, const char *machine_id, const cJSON *art
     struct arima_model *m = NULL;
     struct readings r;
     struct series s;
-    struct kf k;
+    struct arima_filter k;
     double *grid = NULL, *mean = NULL, *se = NULL;
     int rc;
 
@@ -496,7 +370,7 @@ static int forecast_samples(PGconn *pg, const char *machine_id, const cJSON *art
         out->actual[i] = grid[(size_t)((from - g0) / HOUR_S) + i];
         out->pred[i] = NAN;
     }
-    if ((rc = kf_init(&k, m, err, errlen)) != ENMS_OK)
+    if ((rc = arima_filter_init(&k, m, err, errlen)) != ENMS_OK)
         goto done;
     size_t pos = train_h; /* grid index of the next observation to filter */
     for (time_t o = from; o < to; o += EVAL_ORIGIN_STEP_H * HOUR_S) {
@@ -508,15 +382,11 @@ static int forecast_samples(PGconn *pg, const char *machine_id, const cJSON *art
             continue;
         size_t og = (size_t)((o - g0) / HOUR_S);
         for (; pos < og; pos++)
-            kf_step(&k, grid[pos]);
+            arima_filter_step(&k, grid[pos]);
         size_t h = (size_t)((to - o) / HOUR_S);
         if (h > EVAL_HORIZON_H)
             h = EVAL_HORIZON_H;
-        struct arima_model at = *m;
-        at.a = k.a;
-        at.P = k.P;
-        at.n = k.n;
-        if ((rc = arima_forecast(&at, h, mean, se, err, errlen)) != ENMS_OK)
+        if ((rc = arima_filter_forecast(&k, h, mean, se, err, errlen)) != ENMS_OK)
             goto done;
         size_t w0 = (size_t)((o - from) / HOUR_S);
         for (size_t j = 0; j < h; j++)
@@ -525,7 +395,7 @@ static int forecast_samples(PGconn *pg, const char *machine_id, const cJSON *art
 done:
     if (rc != ENMS_OK)
         samples_free(out);
-    kf_free(&k);
+    arima_filter_free(&k);
     free(grid);
     free(mean);
     free(se);
