@@ -117,7 +117,7 @@ int job_requeue(PGconn *pg, redisContext *redis, const char *prefix, const char 
                 const char *stage, struct job_facts *f, char *err, size_t errlen)
 {
     char key[QUEUE_KEY_MAX], status[JOBS_STATUS_SIZE];
-    struct job_facts local;
+    struct job_facts local = {0};
     struct job_facts *facts = f ? f : &local;
     const char *params[] = {job_id, stage};
     int rc;
