@@ -29,6 +29,7 @@ static const struct route ROUTES[] = {
     {"GET", PERF "/metrics/trend", PERF "/metrics/trend$", route_metrics_trend},
     {"POST", PERF "/drift/check", PERF "/drift/check$", route_drift_check},
     {"GET", PERF "/latest", PERF "/latest$", route_performance_latest},
+    {"GET", PERF "/energy", PERF "/energy$", route_energy},
     {"GET", PERF "/ab-tests", PERF "/ab-tests$", route_ab_tests_list},
     {"POST", PERF "/ab-test/start", PERF "/ab-test/start$", route_ab_start},
     {"GET", PERF "/ab-test/{test_id}/results", PERF "/ab-test/", route_ab_item},

@@ -77,4 +77,7 @@ int route_anomalies_item(struct mg_connection *conn, void *cbdata);
 int route_performance_latest(struct mg_connection *conn, void *cbdata);
 int route_ab_tests_list(struct mg_connection *conn, void *cbdata);
 
+/* routes_energy.c: GET /api/v1/model-performance/energy */
+int route_energy(struct mg_connection *conn, void *cbdata);
+
 #endif

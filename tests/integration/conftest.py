@@ -67,6 +67,23 @@ def migrated_db(fresh_db, bin_dir):
     yield fresh_db
 
 
+@pytest.fixture(scope="module")
+def module_db(admin_dsn, bin_dir):
+    """A migrated database shared by one test module (for modules whose
+    tests read the same seeded and trained data), dropped after it."""
+    name = "m_" + uuid.uuid4().hex[:12]
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        dsn = _dsn_with_db(admin_dsn, name)
+        run_ctl(bin_dir, dsn, "migrate", check=True)
+        yield dsn
+    finally:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
 def run_ctl(bin_dir, dsn, *args, check=False, env_extra=None, timeout=120):
     env = dict(os.environ)
     env["ENMS_PG_DSN"] = dsn
@@ -138,6 +155,29 @@ def wait_http(url, timeout=20.0, expect=None):
             last = e
         time.sleep(0.1)
     raise AssertionError(f"{url} did not answer {expect or ''} within {timeout}s: {last!r}")
+
+
+def _spawner(folder, bin_dir):
+    procs = []
+
+    def _spawn(name, env_extra=None, args=()):
+        env = dict(os.environ)
+        env.update(env_extra or {})
+        p = Proc([os.path.join(bin_dir, name), *args], env,
+                 str(folder / f"{name}-{len(procs)}.log"))
+        procs.append(p)
+        return p
+
+    return _spawn, procs
+
+
+@pytest.fixture(scope="module")
+def module_spawn(tmp_path_factory, bin_dir):
+    """spawn() for processes shared by one test module."""
+    _spawn, procs = _spawner(tmp_path_factory.mktemp("module"), bin_dir)
+    yield _spawn
+    for p in procs:
+        p.stop()
 
 
 @pytest.fixture

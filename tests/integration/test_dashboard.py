@@ -341,6 +341,14 @@ def test_every_page_loads_offline_with_charts_and_screenshots(stack, browser):
             drv.find_element(By.ID, "refresh-btn").click()
             wait_until(lambda: drv.find_element(By.ID, "trend-empty").get_attribute("hidden") is not None,
                        what="trend chart drawn")
+            # The energy chart draws the readings and the active baseline (trained above).
+            labels = lambda: drv.execute_script(  # noqa: E731
+                "const c = Chart.getChart('energy-chart'); return c ? c.data.datasets.map(d => d.label) : []")
+            wait_until(lambda: "measured kWh" in labels(), what="energy chart drawn")
+            active = stack.query("SELECT version FROM model_versions WHERE machine_id = %s "
+                                 "AND model_type = 'baseline' AND is_active", (HVAC,))
+            assert active, "no active HVAC baseline: the trigger test trains one"
+            assert any(x.startswith(f"baseline v{active[0][0]}") for x in labels()), labels()
         clear_toasts(drv)
         drv.execute_script("window.scrollTo(0, 0)")
         time.sleep(0.4)  # let charts and tables settle for the picture

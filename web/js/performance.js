@@ -317,8 +317,16 @@ async function loadEnergy(machine_id, days, since, current) {
   if (!readings.length) { drawChart('energy-chart', null); return; }
   const pt = (ts, y) => ({ x: Date.parse(ts), y });
   const sets = [{ label: 'measured kWh', data: readings.map((r) => pt(r.ts, r.energy_kwh)), borderColor: '#1e40af', backgroundColor: '#1e40af', pointRadius: 0, borderWidth: 1.5 }];
+  const daily = energy.resolution === 'day';
   const base = energy.baseline && energy.baseline.points;
-  if (base && base.length) sets.push({ label: `baseline v${energy.baseline.version ?? ''}`, data: base.map((p) => pt(p.ts, p.predicted_kwh)), borderColor: '#10b981', pointRadius: 0, borderWidth: 1.5 });
+  // The baseline is a daily model: per day its total, per hour its mean hour (a step line).
+  if (base && base.length) {
+    sets.push({
+      label: `baseline v${energy.baseline.version ?? ''}${daily ? '' : ' (day ÷ 24)'}`,
+      data: base.map((p) => pt(p.ts, daily ? p.predicted_kwh : p.mean_hourly_kwh)),
+      borderColor: '#10b981', pointRadius: 0, borderWidth: 1.5, stepped: daily ? false : 'before',
+    });
+  }
   const fc = energy.forecast && energy.forecast.points;
   if (fc && fc.length) {
     sets.push({ label: '95% band', data: fc.map((p) => pt(p.ts, p.upper_95)), borderColor: 'transparent', backgroundColor: 'rgba(236,72,153,.12)', pointRadius: 0, fill: '+1' });
@@ -328,14 +336,23 @@ async function loadEnergy(machine_id, days, since, current) {
     sets.push({ label: 'forecast', data: fc.map((p) => pt(p.ts, p.mean)), borderColor: '#ec4899', pointRadius: 0, borderDash: [5, 3], borderWidth: 1.5 });
   }
   const byTs = new Map(readings.map((r) => [Date.parse(r.ts), r.energy_kwh]));
-  const marks = anomalies.map((a) => ({ x: Date.parse(a.ts), y: a.energy_kwh ?? byTs.get(Date.parse(a.ts)) ?? null, anomaly: a }))
-    .filter((p) => p.y !== null);
+  // Per day, an anomalous hour is marked on its day's total.
+  const dayOf = (t) => {
+    let hit = null;
+    for (const r of readings) { const s = Date.parse(r.ts); if (s <= t && t < s + 864e5) hit = r; }
+    return hit;
+  };
+  const marks = anomalies.map((a) => {
+    const t = Date.parse(a.ts);
+    if (daily) { const d = dayOf(t); return { x: d ? Date.parse(d.ts) : t, y: d ? d.energy_kwh : null, anomaly: a }; }
+    return { x: t, y: a.energy_kwh ?? byTs.get(t) ?? null, anomaly: a };
+  }).filter((p) => p.y !== null);
   if (marks.length) sets.push({ type: 'scatter', label: 'anomalies', data: marks, backgroundColor: '#b91c1c', pointRadius: 5, pointHoverRadius: 7 });
   drawChart('energy-chart', {
     type: 'line', data: { datasets: sets },
     options: {
       parsing: false, interaction: { mode: 'nearest', intersect: true },
-      scales: { x: timeAxis(), y: { title: { display: true, text: 'kWh' } } },
+      scales: { x: timeAxis(), y: { title: { display: true, text: daily ? 'kWh per day' : 'kWh per hour' } } },
       plugins: { legend: { labels: { filter: (i) => !/low$/.test(i.text) } } },
       onClick: (evt, els, chart) => {
         const hit = els.find((h) => chart.data.datasets[h.datasetIndex].label === 'anomalies');
