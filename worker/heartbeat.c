@@ -140,14 +140,34 @@ static void beat(struct watch *wt, long long now)
     }
 }
 
+/* Publishes every stage the job entered since the last look, in order:
+ * a stage shorter than a tick still gets its event. */
+static void publish_entered_stages(struct run *run)
+{
+    int n, percent[RUN_STAGES_MAX];
+    char stage[RUN_STAGES_MAX][128];
+    pthread_mutex_lock(&run->lock);
+    n = run->nentered;
+    for (int i = 0; i < n; i++) {
+        percent[i] = run->entered[i].percent;
+        snprintf(stage[i], sizeof stage[i], "%s", run->entered[i].stage);
+    }
+    run->nentered = 0;
+    pthread_mutex_unlock(&run->lock);
+    for (int i = 0; i < n; i++)
+        runner_publish_stage(run, percent[i], stage[i]);
+}
+
 /* Sends progress to the live hash and the events channel when it changed
- * and the last publication is at least a tick old. */
+ * and the last publication is at least a tick old; stages entered in
+ * between are published first. */
 static void publish_progress(struct watch *wt, long long now)
 {
     struct run *run = wt->run;
     struct worker *w = run->w;
     char err[512], stage[128], percent_text[16], beat_text[24];
     int percent;
+    publish_entered_stages(run);
     unsigned long seq = progress_snapshot(run, &percent, stage, sizeof stage);
 
     if (seq == wt->published_seq || now - wt->published_ms < HEARTBEAT_TICK_MS)
@@ -193,4 +213,7 @@ void heartbeat_watch(struct run *run)
             beat(&wt, now);
         publish_progress(&wt, now);
     }
+    /* A job that ends within a tick still shows the stages it went through,
+     * before the runner announces the end. */
+    publish_entered_stages(run);
 }

@@ -79,16 +79,11 @@ static long backoff_next(struct worker *w, long *step_ms)
     return delay;
 }
 
-void runner_publish(struct run *run, const char *event, const char *status, const char *error)
+static void publish_event(struct run *run, const char *event, const char *status, int percent,
+                          const char *stage, const char *error)
 {
     struct worker *w = run->w;
-    char stage[128], err[256];
-    int percent;
-
-    pthread_mutex_lock(&run->lock);
-    percent = run->percent;
-    snprintf(stage, sizeof stage, "%s", run->stage);
-    pthread_mutex_unlock(&run->lock);
+    char err[256];
     struct job_event ev = {.event = event,
                            .job_id = run->job.id,
                            .status = status,
@@ -102,6 +97,23 @@ void runner_publish(struct run *run, const char *event, const char *status, cons
     if (runner_redis(w, err, sizeof err) != ENMS_OK ||
         job_event_publish(w->redis, w->cfg->redis_prefix, &ev, err, sizeof err) != ENMS_OK)
         log_event(LOG_WARN, run->job.id, "cannot publish %s: %s", event, err);
+}
+
+void runner_publish(struct run *run, const char *event, const char *status, const char *error)
+{
+    char stage[128];
+    int percent;
+
+    pthread_mutex_lock(&run->lock);
+    percent = run->percent;
+    snprintf(stage, sizeof stage, "%s", run->stage);
+    pthread_mutex_unlock(&run->lock);
+    publish_event(run, event, status, percent, stage, error);
+}
+
+void runner_publish_stage(struct run *run, int percent, const char *stage)
+{
+    publish_event(run, "training.progress", "running", percent, stage, NULL);
 }
 
 /* Writes the job's live hash; logged, not returned (see runner_publish). */
@@ -125,11 +137,29 @@ static void live_set(struct run *run, const char *status, const char *error, int
         log_event(LOG_WARN, run->job.id, "cannot update the live hash: %s", err);
 }
 
+/* Stages of one family share the text before ':' ("fitting: tree 3/100");
+ * a new family is a new stage for the events. */
+static int same_stage_family(const char *a, const char *b)
+{
+    size_t la = strcspn(a, ":"), lb = strcspn(b, ":");
+    return la == lb && strncmp(a, b, la) == 0;
+}
+
 static void set_progress(struct run *run, int percent, const char *stage)
 {
     pthread_mutex_lock(&run->lock);
     if (percent >= 0)
         run->percent = percent > 100 ? 100 : percent;
+    if (stage && !same_stage_family(stage, run->stage)) {
+        if (run->nentered == RUN_STAGES_MAX) { /* keep the newest */
+            memmove(&run->entered[0], &run->entered[1],
+                    (RUN_STAGES_MAX - 1) * sizeof run->entered[0]);
+            run->nentered--;
+        }
+        run->entered[run->nentered].percent = run->percent;
+        snprintf(run->entered[run->nentered].stage, sizeof run->entered[0].stage, "%s", stage);
+        run->nentered++;
+    }
     if (stage)
         snprintf(run->stage, sizeof run->stage, "%s", stage);
     run->seq++;

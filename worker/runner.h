@@ -48,6 +48,8 @@ struct worker {
     unsigned int seed;           /* rand_r state for backoff jitter (main thread only) */
 };
 
+#define RUN_STAGES_MAX 8
+
 /* One job held by this worker. Lives from jobs_start until its training
  * thread has been joined (or, when that thread is stuck, until the process
  * image is replaced). */
@@ -64,7 +66,17 @@ struct run {
     int percent;          /* latest progress from the training thread */
     char stage[128];
     unsigned long seq; /* bumped on every progress report */
-    int done;          /* training thread finished; rc, result and err are final */
+    /* Stages entered since the watcher last looked, oldest first: each is
+     * published even when several pass within one tick (a short stage
+     * would otherwise never be seen). A stage is its text before ':', so
+     * "fitting: tree 3/100" does not count as a new one. At most
+     * RUN_STAGES_MAX are kept. */
+    struct {
+        int percent;
+        char stage[128];
+    } entered[RUN_STAGES_MAX];
+    int nentered;
+    int done; /* training thread finished; rc, result and err are final */
     int rc;
     struct train_result result;
     char err[512];
@@ -96,6 +108,10 @@ int runner_recover(struct worker *w, char *err, size_t errlen);
  * error may be NULL. Failures are logged, not returned: events are a
  * courtesy to live viewers, the record is in PostgreSQL. */
 void runner_publish(struct run *run, const char *event, const char *status, const char *error);
+
+/* Publishes training.progress for a given percent and stage (a stage the
+ * job passed through), rather than the latest. */
+void runner_publish_stage(struct run *run, int percent, const char *stage);
 
 /* Reconnects w->redis when needed. 0 or ENMS_EREDIS. */
 int runner_redis(struct worker *w, char *err, size_t errlen);
