@@ -656,6 +656,11 @@ int housekeeping_pass(PGconn *pg, redisContext *redis, const struct enms_config 
     if ((rc = step_leases(&hk)) != ENMS_OK || (rc = step_orphans(&hk)) != ENMS_OK ||
         (rc = step_redispatch(&hk)) != ENMS_OK)
         return rc;
+    /* A/B tests end at their end time whatever else happens (also when an
+     * operator runs one pass with `enmsctl housekeeping`). */
+    char why[256];
+    if (ab_tests_finish_expired(pg, why, sizeof why) != ENMS_OK)
+        log_warn("housekeeping: a/b tests not finished: %s", why);
     return ENMS_OK;
 }
 
@@ -826,10 +831,6 @@ int housekeeping_schedules(PGconn *pg, redisContext *redis, const struct enms_co
     int due = 0, n = 0, rc;
     if (!pg || !redis)
         return enms_fail(err, errlen, ENMS_EINVAL, "housekeeping: not connected");
-
-    /* A/B tests end at their end time whatever else happens. */
-    if ((rc = ab_tests_finish_expired(pg, err, errlen)) != ENMS_OK)
-        log_warn("housekeeping: a/b tests not finished: %s", err);
 
     if (cfg->eval_interval_s > 0) {
         if ((rc = schedule_due(&hk, "evaluate", cfg->eval_interval_s, &due)) != ENMS_OK)

@@ -11,11 +11,13 @@
  *    or the API's push failed): losing Redis loses no job;
  *  - processing lists of workers that are gone are emptied once their jobs
  *    are settled;
+ *  - A/B tests past their end time are completed (results stored, winner
+ *    recorded, not activated);
  *  - the monitoring schedules (housekeeping_schedules): evaluate jobs for
  *    every active model version every ENMS_EVAL_INTERVAL_S, score jobs for
  *    every machine with an active anomaly model every ENMS_SCORE_INTERVAL_S,
  *    scheduled retrains of models whose active version is older than
- *    ENMS_RETRAIN_<TYPE>_S, and the end of A/B tests past their end time.
+ *    ENMS_RETRAIN_<TYPE>_S.
  *    Each schedule runs at most once per interval across all workers (a
  *    Redis key <p>:schedule:<name> set with NX and the interval as its
  *    TTL), and the first pass after a start finds no key, so a schedule's

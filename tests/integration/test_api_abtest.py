@@ -451,6 +451,21 @@ def test_expired_test_completes_via_housekeeping(stack, redis_url, spawn):
     assert active_of(dsn, "anomaly") == []
 
 
+def test_expired_test_completes_with_one_enmsctl_housekeeping_pass(stack, redis_url, bin_dir):
+    """An operator's `enmsctl housekeeping` ends tests past their end too."""
+    dsn, ids = stack["dsn"], stack["ids"]
+    tid = started(stack, model_type="anomaly", a="a1", b="a2", duration_hours=0.001)
+    time.sleep(4)
+    assert pg_query(dsn, "SELECT test_status FROM model_ab_tests WHERE id = %s", (tid,)) == \
+        [("running",)]
+    proc = run_ctl(bin_dir, dsn, "housekeeping", env_extra=pipeline_env(dsn, redis_url))
+    assert proc.returncode == 0, proc.stderr
+    (row,) = pg_query(dsn, "SELECT test_status, winner_model_id FROM model_ab_tests "
+                      "WHERE id = %s", (tid,))
+    assert row == ("completed", None)  # no samples: no winner
+    assert active_of(dsn, "anomaly") == []
+
+
 # --- acceptance 3 end to end -------------------------------------------------
 
 HVAC = MACHINE_2
