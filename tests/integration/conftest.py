@@ -60,24 +60,49 @@ def fresh_db(admin_dsn):
         conn.close()
 
 
+@pytest.fixture(scope="session")
+def migrated_template(admin_dsn, bin_dir):
+    """A database migrated once by `enmsctl migrate` that no test connects to:
+    each migrated_db is a copy of it (CREATE DATABASE ... TEMPLATE is a file
+    copy, far faster than running the migrations for every test).
+    tests/integration/test_migrate.py runs the migrations themselves."""
+    name = "tmpl_" + uuid.uuid4().hex[:12]
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    try:
+        run_ctl(bin_dir, _dsn_with_db(admin_dsn, name), "migrate", check=True)
+        yield name
+    finally:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
+
+
 @pytest.fixture
-def migrated_db(fresh_db, bin_dir):
-    """A fresh database with every migration applied. Yields its DSN."""
-    run_ctl(bin_dir, fresh_db, "migrate", check=True)
-    yield fresh_db
+def migrated_db(admin_dsn, migrated_template):
+    """A fresh database with every migration applied (a copy of the migrated
+    template), dropped after the test. Yields its DSN."""
+    name = "t_" + uuid.uuid4().hex[:12]
+    conn = psycopg2.connect(admin_dsn)
+    conn.autocommit = True
+    conn.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
+    try:
+        yield _dsn_with_db(admin_dsn, name)
+    finally:
+        conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.close()
 
 
 @pytest.fixture(scope="module")
-def module_db(admin_dsn, bin_dir):
+def module_db(admin_dsn, migrated_template):
     """A migrated database shared by one test module (for modules whose
     tests read the same seeded and trained data), dropped after it."""
     name = "m_" + uuid.uuid4().hex[:12]
     conn = psycopg2.connect(admin_dsn)
     conn.autocommit = True
-    conn.cursor().execute(f'CREATE DATABASE "{name}"')
+    conn.cursor().execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
     try:
         dsn = _dsn_with_db(admin_dsn, name)
-        run_ctl(bin_dir, dsn, "migrate", check=True)
         yield dsn
     finally:
         conn.cursor().execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
