@@ -17,6 +17,7 @@ export class ApiError extends Error {
 }
 
 let tokenPrompt = null; // one pending prompt shared by every request that met a 401
+let declined = false; // the last prompt was cancelled: the event stream does not ask again
 
 function token() {
   try { return sessionStorage.getItem(TOKEN_KEY) || ''; } catch { return ''; }
@@ -35,6 +36,7 @@ function askToken() {
         try { sessionStorage.setItem(TOKEN_KEY, input.value.trim()); } catch { /* private mode */ }
       }
       tokenPrompt = null;
+      declined = !ok;
       resolve(ok);
     };
     dlg.addEventListener('close', done);
@@ -61,23 +63,39 @@ export function url(path, query) {
   return s ? `${path}?${s}` : path;
 }
 
-// request(method, path, {query, body}) -> parsed JSON; throws ApiError.
+// How long a call may wait for the API's answer before it fails as "no answer" (a call that
+// never settles would leave the page without any toast).
+export const REQUEST_TIMEOUT_MS = 30000;
+
+// request(method, path, {query, body}) -> parsed JSON; throws ApiError. On a 401 the token is
+// asked for (once, shared by every call that meets the 401) and the call is retried once with
+// it; a call whose 401 came back after another call already got a new token just retries.
 export async function request(method, path, opts = {}) {
+  const sent = token();
   const init = { method, cache: 'no-store', headers: headers() };
   if (opts.body !== undefined) {
     init.body = JSON.stringify(opts.body);
     init.headers['Content-Type'] = 'application/json';
   }
+  const ctrl = new AbortController();
+  const timer = setTimeout(() => ctrl.abort(), REQUEST_TIMEOUT_MS);
+  init.signal = ctrl.signal;
   let resp;
+  let text;
   try {
     resp = await fetch(url(path, opts.query), init);
+    text = await resp.text();
   } catch (e) {
-    throw new ApiError(0, 'Could not connect to the API. Please check your connection.', {});
+    throw new ApiError(0, ctrl.signal.aborted
+      ? `The API did not answer within ${REQUEST_TIMEOUT_MS / 1000} s.`
+      : 'Could not connect to the API. Please check your connection.', {});
+  } finally {
+    clearTimeout(timer);
   }
   if (resp.status === 401 && !opts.retried) {
-    if (await askToken()) return request(method, path, Object.assign({}, opts, { retried: true }));
+    const fresh = token() !== '' && token() !== sent;
+    if (fresh || (await askToken())) return request(method, path, Object.assign({}, opts, { retried: true }));
   }
-  const text = await resp.text();
   let body = null;
   try { body = text ? JSON.parse(text) : null; } catch { body = null; }
   if (!resp.ok) {
@@ -111,11 +129,13 @@ export function subscribe(onEvent, onState) {
     while (!stopped) {
       ctrl = new AbortController();
       try {
+        const sent = token();
         const resp = await fetch('/api/v1/events', {
           headers: headers({ Accept: 'text/event-stream' }), cache: 'no-store', signal: ctrl.signal,
         });
         if (resp.status === 401) {
-          if (!(await askToken())) throw new Error('no token');
+          const fresh = token() !== '' && token() !== sent;
+          if (!fresh && (declined || !(await askToken()))) throw new Error('no token');
           continue;
         }
         if (!resp.ok || !resp.body) throw new Error(`events: ${resp.status}`);
