@@ -6,11 +6,16 @@
 #include "../common/error.h"
 #include "../common/log.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static void *on_thread_start(const struct mg_context *ctx, int thread_type)
 {
@@ -36,6 +41,30 @@ static int on_civetweb_log(const struct mg_connection *conn, const char *message
 static int is_loopback(const char *addr)
 {
     return strncmp(addr, "127.", 4) == 0;
+}
+
+/* What the stop waker connects to, and when to give up. */
+struct waker {
+    struct sockaddr_in addr;
+    atomic_int done;
+};
+
+/* civetweb's listener polls its sockets in 2 s quanta and looks at its stop
+ * flag only between them, so mg_stop() waits up to 2 s. A connection to our
+ * own port ends the poll at once; this thread makes one every 20 ms until
+ * mg_stop() has returned (at most 3 s). */
+static void *wake_listener(void *arg)
+{
+    struct waker *wk = arg;
+    for (int i = 0; i < 150 && !atomic_load(&wk->done); i++) {
+        usleep(20000);
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (fd < 0)
+            continue;
+        (void)connect(fd, (const struct sockaddr *)&wk->addr, sizeof wk->addr);
+        close(fd);
+    }
+    return NULL;
 }
 
 static void print_usage(void)
@@ -138,8 +167,21 @@ done:
     /* Open event streams poll this flag; without it mg_stop would wait for
      * their clients to leave. */
     atomic_store(&server.stopping, 1);
-    if (ctx)
+    if (ctx) {
+        struct waker wk;
+        pthread_t waker_thread;
+        memset(&wk, 0, sizeof wk);
+        wk.addr.sin_family = AF_INET;
+        wk.addr.sin_port = htons((uint16_t)cfg.http_port);
+        if (inet_pton(AF_INET, cfg.http_addr, &wk.addr.sin_addr) != 1 ||
+            wk.addr.sin_addr.s_addr == htonl(INADDR_ANY))
+            wk.addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        int waking = pthread_create(&waker_thread, NULL, wake_listener, &wk) == 0;
         mg_stop(ctx);
+        atomic_store(&wk.done, 1);
+        if (waking)
+            pthread_join(waker_thread, NULL);
+    }
     mg_exit_library();
     if (rc == 0)
         log_info("stopped");
