@@ -165,3 +165,10 @@ int http_item_path(struct mg_connection *conn, const char *base, const char *act
     *has_action = which;
     return 0;
 }
+
+int http_reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
+{
+    if (!pg || PQstatus(pg) != CONNECTION_OK)
+        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+    return http_reply_error(conn, 500, "database error: %s", err);
+}

@@ -9,6 +9,7 @@
 #include <stddef.h>
 #include <civetweb.h>
 #include <cJSON.h>
+#include <libpq-fe.h>
 
 /* Sends status and the JSON text body (not freed). Returns status, which is
  * what a civetweb handler returns. */
@@ -20,6 +21,11 @@ int http_reply_item(struct mg_connection *conn, int status, const cJSON *item);
 /* Sends {"detail": "<formatted>"} with status. */
 int http_reply_error(struct mg_connection *conn, int status, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
+
+/* Answers a failed database call: 503 "postgresql unavailable: <err>" when
+ * the connection is gone (pg NULL or broken: "try later"), else 500
+ * "database error: <err>" (a bug). */
+int http_reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err);
 
 /* Reads the whole request body, at most max bytes. On success *out is a
  * NUL-terminated buffer the caller frees with free() (NULL when the body is

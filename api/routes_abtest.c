@@ -48,14 +48,6 @@ static const struct param_spec DECIDE_FIELDS[] = {
     {.name = "decided_by", .type = PARAM_STRING, .max_len = AB_DECIDED_BY_MAX},
 };
 
-/* 503 when the connection is gone, else 500. */
-static int reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
-{
-    if (!pg || PQstatus(pg) != CONNECTION_OK)
-        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
-    return http_reply_error(conn, 500, "database error: %s", err);
-}
-
 static int reply_outcome(struct mg_connection *conn, PGconn *pg, int rc, const char *err)
 {
     switch (rc) {
@@ -68,7 +60,7 @@ static int reply_outcome(struct mg_connection *conn, PGconn *pg, int rc, const c
     case ENMS_ENOMEM:
         return http_reply_error(conn, 500, "out of memory");
     default:
-        return reply_db_error(conn, pg, err);
+        return http_reply_db_error(conn, pg, err);
     }
 }
 

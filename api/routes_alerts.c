@@ -64,23 +64,6 @@ static const struct param_spec RESOLVE_FIELDS[] = {
     "'resolved_at', a.resolved_at, 'resolution_action', a.resolution_action, "                     \
     "'resolved_by', a.resolved_by, 'resolution_notes', a.resolution_notes)"
 
-static int reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
-{
-    if (!pg || PQstatus(pg) != CONNECTION_OK)
-        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
-    return http_reply_error(conn, 500, "database error: %s", err);
-}
-
-static int reply_pg_json(struct mg_connection *conn, const char *text)
-{
-    cJSON *item = cJSON_Parse(text);
-    if (!item)
-        return http_reply_error(conn, 500, "out of memory");
-    int status = http_reply_item(conn, 200, item);
-    cJSON_Delete(item);
-    return status;
-}
-
 /* The answer is a bare JSON array, as the seed's clients read it. */
 int route_alerts_active(struct mg_connection *conn, void *cbdata)
 {
@@ -129,13 +112,13 @@ int route_alerts_active(struct mg_connection *conn, void *cbdata)
                   "ORDER BY ord LIMIT $5::int) s)::text",
                   5, values, err, sizeof err);
     if (!res) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
         status = http_reply_error(conn, 404, "machine %s not found", machine_id);
     else
-        status = reply_pg_json(conn, PQgetvalue(res, 0, 1));
+        status = http_reply_json(conn, 200, PQgetvalue(res, 0, 1));
 done:
     PQclear(res);
     params_free(&p);
@@ -199,7 +182,7 @@ static int alert_change(struct mg_connection *conn, const char *id, int resolve)
         res = pg_exec(pg, PGRES_TUPLES_OK, ACK_SQL, 3, values, err, sizeof err);
     }
     if (!res) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     if (strcmp(PQgetvalue(res, 0, 1), "t") != 0) {
@@ -211,7 +194,7 @@ static int alert_change(struct mg_connection *conn, const char *id, int resolve)
         goto done;
     }
     log_event(LOG_INFO, NULL, "alert %s %s", id, resolve ? "resolved" : "acknowledged");
-    status = reply_pg_json(conn, PQgetvalue(res, 0, 0));
+    status = http_reply_json(conn, 200, PQgetvalue(res, 0, 0));
 done:
     PQclear(res);
     params_free(&p);

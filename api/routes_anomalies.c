@@ -55,24 +55,6 @@ static const struct param_spec LABEL_FIELDS[] = {
     "'label', a.label, 'labelled_at', a.labelled_at, 'labelled_by', a.labelled_by, "               \
     "'notes', a.notes, 'created_at', a.created_at, 'updated_at', a.updated_at)"
 
-static int reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
-{
-    if (!pg || PQstatus(pg) != CONNECTION_OK)
-        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
-    return http_reply_error(conn, 500, "database error: %s", err);
-}
-
-/* Sends the JSON text PostgreSQL built. */
-static int reply_pg_json(struct mg_connection *conn, const char *text)
-{
-    cJSON *item = cJSON_Parse(text);
-    if (!item)
-        return http_reply_error(conn, 500, "out of memory");
-    int status = http_reply_item(conn, 200, item);
-    cJSON_Delete(item);
-    return status;
-}
-
 int route_anomalies_list(struct mg_connection *conn, void *cbdata)
 {
     (void)cbdata;
@@ -136,13 +118,13 @@ int route_anomalies_list(struct mg_connection *conn, void *cbdata)
                   "'total', (SELECT count(*) FROM f), 'limit', $6::int, 'offset', $7::int)::text",
                   7, values, err, sizeof err);
     if (!res) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     if (strcmp(PQgetvalue(res, 0, 0), "t") != 0)
         status = http_reply_error(conn, 404, "machine %s not found", machine_id);
     else
-        status = reply_pg_json(conn, PQgetvalue(res, 0, 1));
+        status = http_reply_json(conn, 200, PQgetvalue(res, 0, 1));
 done:
     PQclear(res);
     params_free(&p);
@@ -202,7 +184,7 @@ static int anomaly_label(struct mg_connection *conn, const char *id)
                   "SELECT " ANOMALY_JSON "::text FROM u a JOIN machines m ON m.id = a.machine_id",
                   4, values, err, sizeof err);
     if (!res) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     if (PQntuples(res) == 0) {
@@ -211,7 +193,7 @@ static int anomaly_label(struct mg_connection *conn, const char *id)
     }
     log_event(LOG_INFO, NULL, "anomaly %s labelled %s by %s", id, label ? label : "(cleared)",
               values[3]);
-    status = reply_pg_json(conn, PQgetvalue(res, 0, 0));
+    status = http_reply_json(conn, 200, PQgetvalue(res, 0, 0));
 done:
     PQclear(res);
     params_free(&p);

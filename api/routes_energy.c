@@ -368,9 +368,7 @@ int route_energy(struct mg_connection *conn, void *cbdata)
                   "WHERE m.id = $1::uuid",
                   1, one, err, sizeof err);
     if (!res) {
-        status = PQstatus(pg) == CONNECTION_OK
-                     ? http_reply_error(conn, 500, "database error: %s", err)
-                     : http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     if (PQntuples(res) != 1) {

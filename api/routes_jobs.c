@@ -44,13 +44,6 @@ static const struct param_spec LIST_FIELDS[] = {
 
 /* 503 when the connection is gone, else 500: the dashboard tells "try
  * later" from "this is a bug" by the status. */
-static int reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
-{
-    if (!pg || PQstatus(pg) != CONNECTION_OK)
-        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
-    return http_reply_error(conn, 500, "database error: %s", err);
-}
-
 int route_jobs_list(struct mg_connection *conn, void *cbdata)
 {
     (void)cbdata;
@@ -96,7 +89,7 @@ int route_jobs_list(struct mg_connection *conn, void *cbdata)
         goto done;
     }
     if (jobs_query_list(pg, &f, &jobs, next, err, sizeof err) != ENMS_OK) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     obj = cJSON_CreateObject();
@@ -236,7 +229,7 @@ static int job_detail(struct mg_connection *conn, const char *job_id)
     if (rc == ENMS_ENOTFOUND)
         return http_reply_error(conn, 404, "job %s not found", job_id);
     if (rc != ENMS_OK)
-        return reply_db_error(conn, pg, err);
+        return http_reply_db_error(conn, pg, err);
     add_live_state(conn, job, job_id);
     status = http_reply_item(conn, 200, job);
     cJSON_Delete(job);
@@ -308,7 +301,7 @@ static int job_cancel(struct mg_connection *conn, const char *job_id)
     if (rc == ENMS_ECONFLICT)
         return http_reply_error(conn, 409, "job already %s", prev[0] ? prev : job.status);
     if (rc != ENMS_OK)
-        return reply_db_error(conn, pg, err);
+        return http_reply_db_error(conn, pg, err);
     log_event(LOG_INFO, job_id, "cancelled (was %s)", prev);
     announce_cancel(conn, job_id, &job, prev);
 
@@ -344,7 +337,7 @@ static int job_requeue_reply(struct mg_connection *conn, const char *job_id)
     if (rc == ENMS_EREDIS)
         log_event(LOG_WARN, job_id, "requeued in PostgreSQL only: %s", err);
     else if (rc != ENMS_OK)
-        return reply_db_error(conn, pg, err);
+        return http_reply_db_error(conn, pg, err);
     log_event(LOG_INFO, job_id, "requeued from the API");
     cJSON *obj = cJSON_CreateObject();
     if (!obj)

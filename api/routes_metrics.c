@@ -54,14 +54,6 @@ static const struct param_spec TREND_FIELDS[] = {
 };
 #define TREND_FIELD_COUNT (sizeof TREND_FIELDS / sizeof TREND_FIELDS[0])
 
-/* 503 when the connection is gone, else 500. */
-static int reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
-{
-    if (!pg || PQstatus(pg) != CONNECTION_OK)
-        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
-    return http_reply_error(conn, 500, "database error: %s", err);
-}
-
 static int add_number_or_null(cJSON *o, const char *key, double v)
 {
     return (isfinite(v) ? cJSON_AddNumberToObject(o, key, v) : cJSON_AddNullToObject(o, key)) !=
@@ -267,7 +259,7 @@ int route_metrics_record(struct mg_connection *conn, void *cbdata)
         goto done;
     }
     if (rc != ENMS_OK) {
-        status = rc == ENMS_EDB ? reply_db_error(conn, pg, err)
+        status = rc == ENMS_EDB ? http_reply_db_error(conn, pg, err)
                                 : http_reply_error(conn, 500, "metrics not recorded: %s", err);
         goto done;
     }
@@ -452,7 +444,7 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
     res = pg_exec(pg, PGRES_TUPLES_OK, "SELECT name FROM machines WHERE id = $1::uuid", 1, one, err,
                   sizeof err);
     if (!res) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     if (PQntuples(res) == 0) {
@@ -470,7 +462,7 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
     res = NULL;
     const char *window[] = {machine_id, model_type, from, until};
     if (!metric && default_metric(pg, window, model_type, &metric, err, sizeof err) != ENMS_OK) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     snprintf(rows_max, sizeof rows_max, "%d", TREND_ROWS_MAX);
@@ -490,7 +482,7 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
         "ORDER BY s.t, p.created_at, p.id",
         7, qp, err, sizeof err);
     if (!res) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     size_t n = (size_t)PQntuples(res);

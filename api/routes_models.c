@@ -39,14 +39,6 @@ static const struct param_spec LIST_FIELDS[] = {
     "'activated_at', v.activated_at, 'training_job_id', v.training_job_id, 'metrics', v.metrics, " \
     "'notes', v.notes)"
 
-/* 503 when the connection is gone, else 500. */
-static int reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
-{
-    if (!pg || PQstatus(pg) != CONNECTION_OK)
-        return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
-    return http_reply_error(conn, 500, "database error: %s", err);
-}
-
 /* Sends the JSON text PostgreSQL built, parsed and wrapped as {"models": ...}
  * when wrap is set. */
 static int reply_pg_json(struct mg_connection *conn, const char *text, int wrap)
@@ -110,7 +102,7 @@ int route_models_list(struct mg_connection *conn, void *cbdata)
                   "ORDER BY ord LIMIT $3::int) s",
                   3, values, err, sizeof err);
     if (!res) {
-        status = reply_db_error(conn, pg, err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     status = reply_pg_json(conn, PQgetvalue(res, 0, 0), 1);
@@ -134,7 +126,7 @@ static int model_detail(struct mg_connection *conn, const char *id)
                             "FROM model_versions v WHERE v.id = $1::uuid",
                             1, values, err, sizeof err);
     if (!res)
-        return reply_db_error(conn, pg, err);
+        return http_reply_db_error(conn, pg, err);
     if (PQntuples(res) == 0)
         status = http_reply_error(conn, 404, "model version %s not found", id);
     else
@@ -172,7 +164,7 @@ static int model_activate(struct mg_connection *conn, const char *id)
     if (rc == ENMS_ENOTFOUND)
         return http_reply_error(conn, 404, "%s", err);
     if (rc != ENMS_OK)
-        return reply_db_error(conn, pg, err);
+        return http_reply_db_error(conn, pg, err);
     log_event(LOG_INFO, NULL, "model version %s activated (previous %s)", id,
               prev[0] ? prev : "none");
     obj = cJSON_CreateObject();

@@ -60,9 +60,7 @@ static int reply_query(struct mg_connection *conn, const char *key, const char *
         return http_reply_error(conn, 503, "postgresql unavailable: %s", err);
     PGresult *res = pg_exec(pg, PGRES_TUPLES_OK, sql, nparams, values, err, sizeof err);
     if (!res)
-        return PQstatus(pg) == CONNECTION_OK
-                   ? http_reply_error(conn, 500, "database error: %s", err)
-                   : http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+        return http_reply_db_error(conn, pg, err);
     cJSON *obj = cJSON_CreateObject();
     cJSON *rows = cJSON_Parse(PQgetvalue(res, 0, 0));
     PQclear(res);

@@ -346,9 +346,7 @@ int route_queue_dead(struct mg_connection *conn, void *cbdata)
                   "LEFT JOIN machines m ON m.id = j.machine_id",
                   1, params, err, sizeof err);
     if (!res) {
-        status = PQstatus(pg) == CONNECTION_OK
-                     ? http_reply_error(conn, 500, "database error: %s", err)
-                     : http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+        status = http_reply_db_error(conn, pg, err);
         goto done;
     }
     obj = cJSON_CreateObject();

@@ -356,9 +356,7 @@ static int reply_unknown_machine(struct mg_connection *conn, PGconn *pg, const c
                 1, values, err, sizeof err);
     int status;
     if (!res)
-        return PQstatus(pg) == CONNECTION_OK
-                   ? http_reply_error(conn, 500, "database error: %s", err)
-                   : http_reply_error(conn, 503, "postgresql unavailable: %s", err);
+        return http_reply_db_error(conn, pg, err);
     if (PQntuples(res) == 0) /* deleted and re-created meanwhile: ask again */
         status = http_reply_error(conn, 409, "a machine changed during the ingest; retry");
     else

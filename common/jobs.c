@@ -324,3 +324,28 @@ int jobs_alert_failed(PGconn *conn, const char *job_id, const char *message, cha
     PQclear(res);
     return rc;
 }
+
+int jobs_parse_time(const char *text, time_t *out)
+{
+    struct tm tm;
+    int n = 0;
+    memset(&tm, 0, sizeof tm);
+    if (!text ||
+        sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
+        n != 19)
+        return ENMS_EINVAL;
+    const char *rest = text + n;
+    if (*rest == '.')
+        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
+            ;
+    if (strcmp(rest, "Z") != 0 || tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12)
+        return ENMS_EINVAL;
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    time_t t = timegm(&tm);
+    if (t == (time_t)-1)
+        return ENMS_EINVAL;
+    *out = t;
+    return ENMS_OK;
+}

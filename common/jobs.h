@@ -18,6 +18,7 @@
 #define ENMS_JOBS_H
 
 #include <stddef.h>
+#include <time.h>
 #include <libpq-fe.h>
 
 #define JOBS_ID_SIZE     37 /* uuid text + NUL */
@@ -46,6 +47,11 @@ struct job_record {
     int attempts;      /* the fencing token of the current attempt */
     char *params_json; /* malloc'd JSON object text; freed by job_record_clear */
 };
+
+/* Parses a time as the API stores it in a job's params, UTC
+ * "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" (api/routes_retrain.c normalises every
+ * client spelling to it), into seconds. ENMS_OK or ENMS_EINVAL. */
+int jobs_parse_time(const char *text, time_t *out);
 
 /* Frees what a job_record owns and zeroes it. Safe on a zeroed record. */
 void job_record_clear(struct job_record *job);

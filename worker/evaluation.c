@@ -687,32 +687,6 @@ static int ab_samples(PGconn *pg, const struct job_record *job, time_t from, tim
 
 /* ---- the job ------------------------------------------------------------- */
 
-/* Parses "YYYY-MM-DDTHH:MM:SS[.ffffff]Z" (the API's normalised form). */
-static int parse_time(const char *text, time_t *out)
-{
-    struct tm tm;
-    int n = 0;
-    memset(&tm, 0, sizeof tm);
-    if (!text ||
-        sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-        n != 19)
-        return ENMS_EINVAL;
-    const char *rest = text + n;
-    if (*rest == '.')
-        for (rest++; *rest >= '0' && *rest <= '9'; rest++)
-            ;
-    if (strcmp(rest, "Z") != 0 || tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12)
-        return ENMS_EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return ENMS_EINVAL;
-    *out = t;
-    return ENMS_OK;
-}
-
 struct eval_params {
     char version_id[JOBS_ID_SIZE]; /* "" : the active version */
     time_t until;                  /* 0: the newest reading */
@@ -739,7 +713,7 @@ static int eval_params_parse(const char *json, struct eval_params *p, char *err,
     }
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(o, "until");
     if (u && !cJSON_IsNull(u) &&
-        (!cJSON_IsString(u) || parse_time(u->valuestring, &p->until) != ENMS_OK)) {
+        (!cJSON_IsString(u) || jobs_parse_time(u->valuestring, &p->until) != ENMS_OK)) {
         rc = enms_fail(err, errlen, ENMS_EINVAL, "params.until must be a UTC time");
         goto done;
     }

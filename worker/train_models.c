@@ -136,35 +136,6 @@ static void data_free(struct train_data *d)
     memset(d, 0, sizeof *d);
 }
 
-/* Parses the API's normalised instant "YYYY-MM-DDTHH:MM:SS[.ffffff]Z"
- * (routes_retrain.c writes it) to seconds, rounded down to the hour. */
-static int parse_until(const char *text, time_t *out)
-{
-    struct tm tm;
-    int n = 0;
-    memset(&tm, 0, sizeof tm);
-    if (!text ||
-        sscanf(text, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-               &tm.tm_min, &tm.tm_sec, &n) != 6 ||
-        n != 19)
-        return ENMS_EINVAL;
-    const char *rest = text + n;
-    if (*rest == '.') {
-        rest++;
-        while (*rest >= '0' && *rest <= '9')
-            rest++;
-    }
-    if (strcmp(rest, "Z") != 0 || tm.tm_year < 1970 || tm.tm_mon < 1 || tm.tm_mon > 12)
-        return ENMS_EINVAL;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    if (t == (time_t)-1)
-        return ENMS_EINVAL;
-    *out = t - t % HOUR_S;
-    return ENMS_OK;
-}
-
 /* Reads "days", "until" and "utc_offset_hours" from the job's params
  * (*until is 0 when absent). */
 static int parse_params(const struct job_record *job, int default_days, int *days, time_t *until,
@@ -192,11 +163,12 @@ static int parse_params(const struct job_record *job, int default_days, int *day
     }
     const cJSON *u = cJSON_GetObjectItemCaseSensitive(p, "until");
     if (u && !cJSON_IsNull(u) &&
-        (!cJSON_IsString(u) || parse_until(u->valuestring, until) != ENMS_OK)) {
+        (!cJSON_IsString(u) || jobs_parse_time(u->valuestring, until) != ENMS_OK)) {
         rc = enms_fail(err, errlen, ENMS_EINVAL,
                        "params.until must be a UTC time YYYY-MM-DDTHH:MM:SSZ");
         goto done;
     }
+    *until -= *until % HOUR_S; /* the window ends on a whole hour */
     const cJSON *o = cJSON_GetObjectItemCaseSensitive(p, "utc_offset_hours");
     if (o && !cJSON_IsNull(o)) {
         if (!cJSON_IsNumber(o) || o->valuedouble != floor(o->valuedouble) ||
