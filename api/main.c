@@ -81,7 +81,7 @@ int main(int argc, char **argv)
     struct enms_config cfg;
     struct api_server server;
     char err[512];
-    char listen[96], threads[16];
+    char listen[96], threads[16], timeout_ms[16];
     struct mg_context *ctx = NULL;
     struct mg_callbacks callbacks;
     sigset_t stop_signals;
@@ -124,6 +124,7 @@ int main(int argc, char **argv)
 
     snprintf(listen, sizeof listen, "%s:%d", cfg.http_addr, cfg.http_port);
     snprintf(threads, sizeof threads, "%d", cfg.http_threads);
+    snprintf(timeout_ms, sizeof timeout_ms, "%d", cfg.http_timeout_ms);
     struct stat st;
     int have_web = cfg.web_root[0] && stat(cfg.web_root, &st) == 0 && S_ISDIR(st.st_mode);
     const char *options[] = {"listening_ports",
@@ -131,7 +132,7 @@ int main(int argc, char **argv)
                              "num_threads",
                              threads,
                              "request_timeout_ms",
-                             "30000",
+                             timeout_ms,
                              "enable_keep_alive",
                              "yes",
                              "keep_alive_timeout_ms",

@@ -24,6 +24,7 @@ struct route {
 static const struct route ROUTES[] = {
     {"GET", "/healthz", "/healthz$", route_healthz},
     {"GET", "/readyz", "/readyz$", route_readyz},
+    {"GET", "/metrics", "/metrics$", route_prometheus},
     {"POST", PERF "/retrain/trigger", PERF "/retrain/trigger$", route_retrain_trigger},
     {"POST", PERF "/metrics/record", PERF "/metrics/record$", route_metrics_record},
     {"GET", PERF "/metrics/trend", PERF "/metrics/trend$", route_metrics_trend},
@@ -81,4 +82,51 @@ void routes_print(FILE *out)
 {
     for (size_t i = 0; i < ROUTE_COUNT; i++)
         fprintf(out, "%s %s\n", ROUTES[i].method, ROUTES[i].path);
+}
+
+/* Compares one path against an OpenAPI template segment by segment. */
+static int path_matches(const char *tmpl, const char *uri)
+{
+    while (*tmpl && *uri) {
+        if (*tmpl == '{') {
+            const char *close = strchr(tmpl, '}');
+            if (!close || *uri == '/')
+                return 0;
+            tmpl = close + 1;
+            while (*uri && *uri != '/')
+                uri++;
+            continue;
+        }
+        if (*tmpl != *uri)
+            return 0;
+        tmpl++;
+        uri++;
+    }
+    return *tmpl == '\0' && *uri == '\0';
+}
+
+int routes_match(const char *method, const char *uri)
+{
+    if (!method || !uri)
+        return -1;
+    for (size_t i = 0; i < ROUTE_COUNT; i++) {
+        if (strcmp(ROUTES[i].method, method) == 0 && path_matches(ROUTES[i].path, uri))
+            return (int)i;
+    }
+    return -1;
+}
+
+int routes_count(void)
+{
+    return (int)ROUTE_COUNT;
+}
+
+const char *routes_method(int i)
+{
+    return i >= 0 && (size_t)i < ROUTE_COUNT ? ROUTES[i].method : "";
+}
+
+const char *routes_path(int i)
+{
+    return i >= 0 && (size_t)i < ROUTE_COUNT ? ROUTES[i].path : "";
 }

@@ -17,6 +17,20 @@ void routes_register(struct mg_context *ctx, void *server);
 /* Prints every operation as "METHOD /path/{param}" lines (enms-api --routes). */
 void routes_print(FILE *out);
 
+/* Index of the route-table operation that method and uri (a path without
+ * query string) name, {param} segments matching any one non-empty segment;
+ * -1 when none does. */
+int routes_match(const char *method, const char *uri);
+
+/* Number of operations, and the method and OpenAPI path of operation i
+ * (0 <= i < routes_count()); static strings. */
+int routes_count(void);
+const char *routes_method(int i);
+const char *routes_path(int i);
+
+/* routes_prometheus.c: GET /metrics (Prometheus text format) */
+int route_prometheus(struct mg_connection *conn, void *cbdata);
+
 /* routes_health.c */
 int route_healthz(struct mg_connection *conn, void *cbdata);
 int route_readyz(struct mg_connection *conn, void *cbdata);

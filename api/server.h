@@ -14,6 +14,7 @@
 
 #include "../common/config.h"
 #include "../common/redis.h"
+#include "http_stats.h"
 
 struct api_server {
     const struct enms_config *cfg; /* read-only after start-up */
@@ -21,7 +22,8 @@ struct api_server {
     /* Set to 1 by main() before mg_stop(): mg_stop waits for every handler
      * to return, so long-lived handlers (event streams) poll this. */
     atomic_int stopping;
-    atomic_int sse_streams; /* event streams open now (capped by cfg->sse_max_streams) */
+    atomic_int sse_streams;        /* event streams open now (capped by cfg->sse_max_streams) */
+    struct http_stats *http_stats; /* request counters for /metrics (http_stats.h) */
 };
 
 struct api_thread {

@@ -27,7 +27,9 @@ const struct config_var config_vars[] = {
     {"ENMS_HTTP_ADDR", "127.0.0.1", "IPv4 address the API binds"},
     {"ENMS_HTTP_PORT", "8080", "API port (1-65535)"},
     {"ENMS_HTTP_THREADS", "16", "API worker threads (2-256)"},
-    {"ENMS_HTTP_MAX_BODY", "1048576", "largest request body accepted, bytes (1 KiB-64 MiB)"},
+    {"ENMS_HTTP_MAX_BODY", "65536", "largest request body accepted, bytes (1 KiB-64 MiB)"},
+    {"ENMS_HTTP_TIMEOUT_MS", "30000",
+     "a request must be read and answered within this (1000-600000)"},
     {"ENMS_API_TOKEN", "(empty)", "bearer token required on /api when set"},
     {"ENMS_ALLOW_INSECURE", "0", "1 allows a non-loopback bind without a token"},
     {"ENMS_WEB_ROOT", "<install>/web", "dashboard folder served at /"},
@@ -41,6 +43,7 @@ const struct config_var config_vars[] = {
     {"ENMS_MAX_ATTEMPTS", "3", "attempts before a job is dead-lettered (1-20)"},
     {"ENMS_SHUTDOWN_GRACE_S", "30", "time a stopping worker gives its job (0-3600)"},
     {"ENMS_WORKER_ID", "<host>-<pid>", "worker identity in Redis ([A-Za-z0-9._-], 1-100)"},
+    {"ENMS_WORKER_HOST", "<hostname>", "host name a worker reports ([A-Za-z0-9._-], 1-63)"},
     {"ENMS_ENABLE_PROBE", "0", "1 accepts model_type=probe test jobs"},
     {"ENMS_HOUSEKEEPING_INTERVAL_S", "2", "how often housekeeping runs (1-300)"},
     {"ENMS_REDISPATCH_GRACE_S", "10",
@@ -205,7 +208,8 @@ static void config_defaults(struct enms_config *cfg)
     memset(cfg, 0, sizeof *cfg);
     cfg->http_port = 8080;
     cfg->http_threads = 16;
-    cfg->http_max_body = 1048576;
+    cfg->http_max_body = 65536;
+    cfg->http_timeout_ms = 30000;
     cfg->log_level = LOG_INFO;
     cfg->connect_timeout_ms = 5000;
     cfg->io_timeout_ms = 5000;
@@ -265,6 +269,7 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     STR("ENMS_HTTP_ADDR", http_addr, "127.0.0.1");
     INT("ENMS_HTTP_PORT", http_port, 8080, 1, 65535);
     INT("ENMS_HTTP_THREADS", http_threads, 16, 2, 256);
+    INT("ENMS_HTTP_TIMEOUT_MS", http_timeout_ms, 30000, 1000, 600000);
     STR("ENMS_API_TOKEN", api_token, "");
     INT("ENMS_ALLOW_INSECURE", allow_insecure, 0, 0, 1);
     STR("ENMS_WEB_ROOT", web_root, "");
@@ -277,6 +282,7 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     INT("ENMS_MAX_ATTEMPTS", max_attempts, 3, 1, 20);
     INT("ENMS_SHUTDOWN_GRACE_S", shutdown_grace_s, 30, 0, 3600);
     STR("ENMS_WORKER_ID", worker_id, "");
+    STR("ENMS_WORKER_HOST", worker_host, "");
     INT("ENMS_ENABLE_PROBE", enable_probe, 0, 0, 1);
     INT("ENMS_HOUSEKEEPING_INTERVAL_S", housekeeping_interval_s, 2, 1, 300);
     INT("ENMS_REDISPATCH_GRACE_S", redispatch_grace_s, 10, 1, 3600);
@@ -298,8 +304,8 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
 #undef IVL
 #undef DBL
 
-    int max_body = 1048576;
-    if ((rc = read_int(lookup("ENMS_HTTP_MAX_BODY", ctx), "ENMS_HTTP_MAX_BODY", 1048576, 1024,
+    int max_body = 65536;
+    if ((rc = read_int(lookup("ENMS_HTTP_MAX_BODY", ctx), "ENMS_HTTP_MAX_BODY", 65536, 1024,
                        64L * 1024 * 1024, &max_body, err, errlen)) != ENMS_OK)
         goto done;
     cfg->http_max_body = (size_t)max_body;
@@ -350,11 +356,22 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
                        cfg->sse_max_streams, cfg->http_threads);
         goto done;
     }
+    if (cfg->worker_host[0] == '\0') {
+        if (gethostname(cfg->worker_host, sizeof cfg->worker_host - 1) != 0 ||
+            cfg->worker_host[0] == '\0')
+            snprintf(cfg->worker_host, sizeof cfg->worker_host, "host");
+        cfg->worker_host[sizeof cfg->worker_host - 1] = '\0';
+        for (char *p = cfg->worker_host; *p; p++) {
+            if (!is_worker_id_char(*p))
+                *p = '-';
+        }
+    } else if (strlen(cfg->worker_host) > 63 || !valid_worker_id(cfg->worker_host)) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL,
+                       "ENMS_WORKER_HOST: use 1-63 characters of A-Z a-z 0-9 . _ -");
+        goto done;
+    }
     if (cfg->worker_id[0] == '\0') {
-        char host[64] = "host";
-        gethostname(host, sizeof host - 1);
-        host[sizeof host - 1] = '\0';
-        snprintf(cfg->worker_id, sizeof cfg->worker_id, "%s-%ld", host, (long)getpid());
+        snprintf(cfg->worker_id, sizeof cfg->worker_id, "%s-%ld", cfg->worker_host, (long)getpid());
         for (char *p = cfg->worker_id; *p; p++) {
             if (!is_worker_id_char(*p))
                 *p = '-';

@@ -23,6 +23,7 @@ struct enms_config {
     int http_port;                   /* ENMS_HTTP_PORT */
     int http_threads;                /* ENMS_HTTP_THREADS: civetweb worker threads */
     size_t http_max_body;            /* ENMS_HTTP_MAX_BODY: request body cap, bytes */
+    int http_timeout_ms;             /* ENMS_HTTP_TIMEOUT_MS: civetweb request_timeout_ms */
     char api_token[CONFIG_STR_MAX];  /* ENMS_API_TOKEN: empty means no auth */
     int allow_insecure;              /* ENMS_ALLOW_INSECURE: 1 permits public bind w/o token */
     char web_root[CONFIG_STR_MAX];   /* ENMS_WEB_ROOT: dashboard folder (absolute once loaded) */
@@ -36,6 +37,7 @@ struct enms_config {
     int max_attempts;                /* ENMS_MAX_ATTEMPTS */
     int shutdown_grace_s;            /* ENMS_SHUTDOWN_GRACE_S */
     char worker_id[128];             /* ENMS_WORKER_ID: default host-pid */
+    char worker_host[64];            /* ENMS_WORKER_HOST: default gethostname(), sanitised */
     int enable_probe;                /* ENMS_ENABLE_PROBE: 1 accepts model_type=probe */
     int housekeeping_interval_s;     /* ENMS_HOUSEKEEPING_INTERVAL_S */
     int redispatch_grace_s;          /* ENMS_REDISPATCH_GRACE_S */

@@ -19,6 +19,8 @@ PACKAGES=(
   postgresql redis-server redis-tools
   # real data that `enmsctl import --gretl` loads
   gretl-data
+  # operations checks: compose file validation, /metrics format, systemd units
+  docker-compose prometheus systemd
 )
 
 missing=()

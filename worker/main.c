@@ -195,8 +195,7 @@ int main(int argc, char **argv)
     w.seed = (unsigned int)getpid() ^ (unsigned int)time(NULL);
     atomic_init(&w.shutdown, 0);
     atomic_init(&w.shutdown_at_ms, 0);
-    if (gethostname(w.me.host, sizeof w.me.host - 1) != 0)
-        snprintf(w.me.host, sizeof w.me.host, "unknown");
+    snprintf(w.me.host, sizeof w.me.host, "%s", cfg.worker_host);
 
     /* Blocked before any thread starts, so every thread inherits the mask
      * and only sigwait() ever sees these signals. */
