@@ -135,7 +135,7 @@ while IFS='|' read -r name file m rquote; do
       row="$row > $OLD_TIMEOUT (stopped) | > $(awk -v a="$OLD_TIMEOUT" -v b="$tn" 'BEGIN {printf "%.0f", a / (b > 0.01 ? b : 0.01)}')× |"
     else
       to=$(median <"$TMP/old.t")
-      row="$row $to | $(awk -v a="$to" -v b="$tn" 'BEGIN {if (b > 0) printf "%.0f×", a / b; else print "–"}') |"
+      row="$row $to | $(awk -v a="$to" -v b="$tn" 'BEGIN {if (b > 0) printf (a / b < 10 ? "%.1f×" : "%.0f×"), a / b; else print "–"}') |"
     fi
   fi
   row="$row ${rquote:-–} |"

@@ -592,7 +592,11 @@ static double css_eval(struct fit_ctx *c, const double *x)
                 v -= c->phi[i] * w[t - i - 1];
             }
             size_t lim = t - c->ncond < qf ? t - c->ncond : qf;
-            for (size_t jj = 0; jj < c->ntheta_nz && c->theta_nz[jj] < lim; jj++) {
+            size_t nth = c->ntheta_nz; /* every MA lag is below qf */
+            if (lim < qf)
+                for (nth = 0; nth < c->ntheta_nz && c->theta_nz[nth] < lim; nth++)
+                    ;
+            for (size_t jj = 0; jj < nth; jj++) {
                 size_t j = c->theta_nz[jj];
                 v -= theta[j] * c->E[(t - j - 1) * nc + col];
             }
@@ -680,7 +684,14 @@ static double css_grad(struct fit_ctx *c, const double *x, double *g)
                 v = -w[t - lag];
             else
                 v = lag <= lim ? -r[t - lag] : 0.0;
-            for (size_t jj = 0; jj < c->ntheta_nz && c->theta_nz[jj] < lim; jj++) {
+            /* Every MA lag is below qf: past the first qf residuals the
+             * bound test is dropped from the hot loop (same terms, same
+             * order). */
+            size_t nth = c->ntheta_nz;
+            if (lim < qf)
+                for (nth = 0; nth < c->ntheta_nz && c->theta_nz[nth] < lim; nth++)
+                    ;
+            for (size_t jj = 0; jj < nth; jj++) {
                 size_t j = c->theta_nz[jj];
                 v -= theta[j] * D[t - j - 1];
             }
@@ -1041,6 +1052,50 @@ static int kf_run(struct fit_ctx *c)
     return 0;
 }
 
+/* One predicted-state step of kf_arma for one column, in place:
+ * a_i <- a_(i+1) + G_i g + phi_i a0 (a_r = 0). phi is dense (zeros where
+ * the expanded AR polynomial has none): adding phi_i a0 = 0 leaves a value
+ * unchanged, so this gives the bits of the sparse form, in one pass the
+ * compiler can vectorise (this loop and chandra_step are most of an ML
+ * fit's time). */
+static void arma_step(double *restrict a, const double *restrict G, const double *restrict phi,
+                      size_t r, double g, double a0)
+{
+    for (size_t i = 0; i + 1 < r; i++)
+        a[i] = (a[i + 1] + G[i] * g) + phi[i] * a0;
+    a[r - 1] = G[r - 1] * g + phi[r - 1] * a0;
+}
+
+/* One Chandrasekhar step of kf_arma in place: u = T w (u_i = w_(i+1) +
+ * phi_i c), w <- u - cf G, G <- G + mc u. Returns max |w_i| of the new w.
+ * Fused into one pass, reading w_(i+1) before w_i is overwritten; the
+ * maximum is kept in four independent lanes (max is exact in any order)
+ * so the loop is not one long chain of dependent comparisons. */
+static double chandra_step(double *restrict w, double *restrict G, const double *restrict phi,
+                           size_t r, double cw, double cf, double mc)
+{
+    double mx[4] = {0.0, 0.0, 0.0, 0.0};
+    size_t i = 0;
+    for (; i + 4 < r; i += 4) {
+        for (size_t l = 0; l < 4; l++) {
+            double u = w[i + l + 1] + phi[i + l] * cw;
+            double wn = u - cf * G[i + l];
+            G[i + l] += mc * u;
+            w[i + l] = wn;
+            mx[l] = fabs(wn) > mx[l] ? fabs(wn) : mx[l];
+        }
+    }
+    for (; i < r; i++) {
+        double u = (i + 1 < r ? w[i + 1] : 0.0) + phi[i] * cw;
+        double wn = u - cf * G[i];
+        G[i] += mc * u;
+        w[i] = wn;
+        mx[0] = fabs(wn) > mx[0] ? fabs(wn) : mx[0];
+    }
+    double a = mx[0] > mx[1] ? mx[0] : mx[1], b = mx[2] > mx[3] ? mx[2] : mx[3];
+    return a > b ? a : b;
+}
+
 /* The filter of the ARMA part alone, run on the differenced columns
  * (wdiff) from t = d + mD on, for a series without missing values: the
  * likelihood the diffuse prior of kf_run gives is that of the differenced
@@ -1063,9 +1118,9 @@ static int kf_arma(struct fit_ctx *c)
 {
     size_t n = c->n, nc = 1 + c->kact, r = c->r, nd = c->nd;
     const double *q = c->q0, *phi = c->phi;
-    double *G = c->M, *w = c->an, *u = c->Pold;
+    double *G = c->M, *w = c->an;
     int frozen = 0;
-    double F = q[0], m = -1.0 / q[0];
+    double F = q[0], m = -1.0 / q[0], logF = 0.0;
 
     for (size_t i = 0; i < r; i++)
         G[i] = i + 1 < r ? q[i + 1] : 0.0;
@@ -1086,39 +1141,28 @@ static int kf_arma(struct fit_ctx *c)
         for (size_t col = 0; col < nc; col++) {
             double *a = c->a + col * r;
             double v = c->wdiff[col * n + t] - a[0];
-            double g = v * invF, a0 = a[0];
+            double g = v * invF;
             c->E[t * nc + col] = v / sf;
-            for (size_t i = 0; i + 1 < r; i++)
-                a[i] = a[i + 1] + G[i] * g;
-            a[r - 1] = G[r - 1] * g;
-            for (size_t j = 0; j < c->nphi_nz; j++)
-                a[c->phi_nz[j]] += phi[c->phi_nz[j]] * a0;
+            arma_step(a, G, phi, r, g, a[0]);
         }
         c->used[t] = F < DIFFUSE_GAIN;
         if (c->used[t]) {
             c->nu++;
-            c->sumlog += log(F);
+            /* F no longer changes once frozen: its log is computed once. */
+            c->sumlog += frozen ? logF : log(F);
         }
         if (frozen)
             continue;
-        double cw = w[0], wmax = 0.0;
-        for (size_t i = 0; i + 1 < r; i++)
-            u[i] = w[i + 1];
-        u[r - 1] = 0.0;
-        for (size_t j = 0; j < c->nphi_nz; j++)
-            u[c->phi_nz[j]] += phi[c->phi_nz[j]] * cw;
+        double cw = w[0];
         double Fn = F + m * cw * cw, mc = m * cw, cf = cw * invF;
-        for (size_t i = 0; i < r; i++) {
-            w[i] = u[i] - cf * G[i];
-            G[i] += mc * u[i];
-            if (fabs(w[i]) > wmax)
-                wmax = fabs(w[i]);
-        }
+        double wmax = chandra_step(w, G, phi, r, cw, cf, mc);
         m = m * F / Fn;
         F = Fn;
         /* Converged: the next increments are below rounding of P. */
-        if (fabs(m) * wmax * wmax <= 1e-17 * F)
+        if (fabs(m) * wmax * wmax <= 1e-17 * F) {
             frozen = 1;
+            logF = log(F);
+        }
     }
     return 0;
 }
