@@ -17,6 +17,8 @@
  *   <p>:dead                 list   dead-lettered job ids
  *   <p>:events               pubsub JSON job updates
  *   <p>:lock:housekeeping    string holder id of the housekeeping lock (TTL)
+ *   <p>:schedule:<name>      string worker that ran a schedule (TTL = interval)
+ *   <p>:stats:<host>         hash   job counters of a host's workers, for /metrics
  *
  * docs/queue.md documents the same layout for operators; a test checks that
  * every key the code writes is listed there.

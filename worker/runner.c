@@ -6,6 +6,7 @@
 #include "anomaly_scoring.h"
 #include "evaluation.h"
 #include "heartbeat.h"
+#include "worker_stats.h"
 #include "../common/error.h"
 #include "../common/log.h"
 #include "../common/pg.h"
@@ -635,6 +636,18 @@ static void redis_settle(struct run *run, const char *status, const char *event,
     w->dirty = 1;
 }
 
+/* Counts the attempt's outcome in this host's Redis counters (worker_stats.h)
+ * for /metrics; logged, not returned: the record is in PostgreSQL. */
+static void count_outcome(struct run *run, const char *outcome)
+{
+    struct worker *w = run->w;
+    char err[256];
+    if (runner_redis(w, err, sizeof err) != ENMS_OK ||
+        worker_stats_count(w->redis, w->cfg->redis_prefix, w->me.host, run->job.model_type, outcome,
+                           err, sizeof err) != ENMS_OK)
+        log_event(LOG_WARN, run->job.id, "cannot count the job as %s: %s", outcome, err);
+}
+
 /* Hands the job back: pending in PostgreSQL, then onto its queue, then out
  * of our processing list, so it is never in no list at all. */
 static void settle_release(struct run *run, const char *reason)
@@ -718,16 +731,19 @@ static void settle(struct run *run, int finished)
             log_event(LOG_INFO, id, "job %s attempt %d is stale; result dropped (%s)", id, attempt,
                       err);
             redis_settle(run, NULL, NULL, NULL);
+            count_outcome(run, WORKER_STATS_LOST);
             return;
         }
         if (rc != ENMS_OK) {
             log_event(LOG_ERROR, id, "cannot record the completion: %s", err);
             redis_settle(run, NULL, NULL, NULL);
+            count_outcome(run, WORKER_STATS_LOST);
             return;
         }
         set_progress(run, 100, "completed");
         log_event(LOG_INFO, id, "attempt %d completed", attempt);
         redis_settle(run, "completed", "training.completed", NULL);
+        count_outcome(run, WORKER_STATS_COMPLETED);
         return;
     case OUT_FAIL:
         rc = final_write(run, write_failed, msg, "failed", err, sizeof err);
@@ -735,11 +751,13 @@ static void settle(struct run *run, int finished)
             log_event(LOG_INFO, id, "job %s attempt %d is stale; failure dropped (%s)", id, attempt,
                       err);
             redis_settle(run, NULL, NULL, NULL);
+            count_outcome(run, WORKER_STATS_LOST);
             return;
         }
         set_progress(run, -1, "failed");
         log_event(LOG_INFO, id, "attempt %d failed: %s", attempt, msg);
         redis_settle(run, "failed", "training.failed", msg);
+        count_outcome(run, WORKER_STATS_FAILED);
         return;
     case OUT_CANCELLED:
         rc = final_write(run, write_cancelled, NULL, NULL, err, sizeof err);
@@ -748,6 +766,7 @@ static void settle(struct run *run, int finished)
         set_progress(run, -1, "cancelled");
         log_event(LOG_INFO, id, "attempt %d stopped: cancelled", attempt);
         redis_settle(run, "cancelled", "training.cancelled", "cancelled by request");
+        count_outcome(run, WORKER_STATS_CANCELLED);
         return;
     case OUT_RELEASE:
         settle_release(run, msg);
@@ -755,6 +774,7 @@ static void settle(struct run *run, int finished)
     case OUT_ABANDON:
         log_event(LOG_INFO, id, "attempt %d no longer holds the job; abandoned", attempt);
         redis_settle(run, NULL, NULL, NULL);
+        count_outcome(run, WORKER_STATS_LOST);
         return;
     }
 }
@@ -836,6 +856,7 @@ int runner_run(struct worker *w, const char *job_id)
         goto done;
     }
     run->started_ms = runner_now_ms();
+    count_outcome(run, WORKER_STATS_STARTED);
     set_progress(run, 0, "starting");
     log_event(LOG_INFO, job_id, "attempt %d started (%s for machine %s)", run->job.attempts,
               run->job.model_type, run->job.machine_id);
