@@ -1,6 +1,7 @@
 /* http.c - JSON replies and bounded body reads for the API (see http.h). */
 #include "http.h"
 #include "../common/json.h"
+#include "../common/log.h"
 #include "../common/queue.h"
 
 #include <stdarg.h>
@@ -43,20 +44,32 @@ static const char *status_text(int status)
     return "Status";
 }
 
-int http_reply_json(struct mg_connection *conn, int status, const char *body)
+int http_reply_json_headers(struct mg_connection *conn, int status, const char *headers,
+                            const char *body)
 {
     size_t len = body ? strlen(body) : 0;
+    const char *rid = log_request_id();
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\n"
               "Content-Type: application/json\r\n"
               "Content-Length: %zu\r\n"
               "Cache-Control: no-store\r\n"
               "X-Content-Type-Options: nosniff\r\n"
+              "%s%s%s"
+              "%s"
               "\r\n",
-              status, status_text(status), len);
-    if (len)
+              status, status_text(status), len, rid ? "X-Request-Id: " : "", rid ? rid : "",
+              rid ? "\r\n" : "", headers ? headers : "");
+    /* A HEAD answer announces the length but carries no body: bytes after
+     * the headers would be read as the start of the next response. */
+    if (len && !http_method_is(conn, "HEAD"))
         mg_write(conn, body, len);
     return status;
+}
+
+int http_reply_json(struct mg_connection *conn, int status, const char *body)
+{
+    return http_reply_json_headers(conn, status, NULL, body);
 }
 
 int http_reply_item(struct mg_connection *conn, int status, const cJSON *item)
@@ -92,14 +105,13 @@ int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *l
 
     *out = NULL;
     *len = 0;
-    if (ri->content_length < 0) {
-        /* civetweb does not bound bodies; without a length we cannot either
-         * (chunked bodies are refused rather than read without a limit). */
-        const char *te = mg_get_header(conn, "Transfer-Encoding");
-        if (te)
-            return -http_reply_error(conn, 411, "a Content-Length header is required");
-        return 0;
-    }
+    /* civetweb does not bound bodies, so the length is checked from the
+     * headers before a byte of the body is read. Without a Content-Length
+     * we cannot bound it either: chunked bodies, and bodies whose end only
+     * the closing connection would tell, are refused (clients send
+     * "Content-Length: 0" for an empty body, as fetch() and requests do). */
+    if (mg_get_header(conn, "Transfer-Encoding") || ri->content_length < 0)
+        return -http_reply_error(conn, 411, "a Content-Length header is required");
     if ((unsigned long long)ri->content_length > max)
         return -http_reply_error(conn, 413, "request body larger than %zu bytes", max);
     if (ri->content_length == 0)
@@ -116,6 +128,13 @@ int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *l
         got += (size_t)n;
     }
     buf[got] = '\0';
+    /* Every body the API reads is JSON: refuse deep nesting here, once for
+     * all routes, before any of them hands the text to cJSON. */
+    if (!json_depth_within(buf, got, JSON_MAX_DEPTH)) {
+        free(buf);
+        return -http_reply_error(conn, 400, "body: JSON nested deeper than %d levels",
+                                 JSON_MAX_DEPTH);
+    }
     *out = buf;
     *len = got;
     return 0;

@@ -12,8 +12,15 @@
 #include <libpq-fe.h>
 
 /* Sends status and the JSON text body (not freed). Returns status, which is
- * what a civetweb handler returns. */
+ * what a civetweb handler returns. Every reply carries nosniff, no-store
+ * and the request's X-Request-Id (log_request_id()); a HEAD reply has no
+ * body. */
 int http_reply_json(struct mg_connection *conn, int status, const char *body);
+
+/* Same, with extra header lines: headers is "Name: value\r\n" repeated, or
+ * NULL (e.g. "WWW-Authenticate: Bearer\r\n" on a 401). */
+int http_reply_json_headers(struct mg_connection *conn, int status, const char *headers,
+                            const char *body);
 
 /* Prints item and sends it; item stays owned by the caller. */
 int http_reply_item(struct mg_connection *conn, int status, const cJSON *item);
@@ -30,7 +37,9 @@ int http_reply_db_error(struct mg_connection *conn, PGconn *pg, const char *err)
 /* Reads the whole request body, at most max bytes. On success *out is a
  * NUL-terminated buffer the caller frees with free() (NULL when the body is
  * empty) and *len its length. On failure an error reply has already been
- * sent (411, 413 or 400) and the status is returned as a negative number. */
+ * sent and the status is returned as a negative number: 411 without a
+ * Content-Length (chunked or none), 413 over max (nothing read), 400 for a
+ * short body or JSON nested deeper than JSON_MAX_DEPTH. */
 int http_read_body(struct mg_connection *conn, size_t max, char **out, size_t *len);
 
 /* Parses an item path "<base><uuid>" or "<base><uuid>/<action>" (base ends

@@ -1,6 +1,8 @@
 /* main.c - enms-api: reads configuration, refuses unsafe binds, starts
- * civetweb with the API routes and the dashboard, and stops cleanly on
- * SIGINT or SIGTERM. Request handling lives in the routes_*.c files. */
+ * civetweb with the API routes, the access checks and the dashboard, and
+ * stops cleanly on SIGINT or SIGTERM. Request handling lives in the
+ * routes_*.c files, the token check and access log in access.c. */
+#include "access.h"
 #include "routes.h"
 #include "server.h"
 #include "../common/error.h"
@@ -31,12 +33,25 @@ static void on_thread_exit(const struct mg_context *ctx, int thread_type, void *
     api_thread_free(thread_pointer);
 }
 
+/* civetweb's own messages go through our logger, so they are JSON lines
+ * like every other; they name sockets and files, never request headers. */
 static int on_civetweb_log(const struct mg_connection *conn, const char *message)
 {
     (void)conn;
     log_warn("civetweb: %s", message);
     return 1;
 }
+
+/* Headers civetweb adds to what it serves itself: the dashboard's files and
+ * its own error pages. The dashboard loads only its own scripts, styles and
+ * data (ES modules and Chart.js from web/vendor, no inline code), so "self"
+ * is all it needs; it is never to be framed. API replies are written by
+ * http.c and carry nosniff on their own. */
+static const char SECURITY_HEADERS[] = "Content-Security-Policy: default-src 'self'; "
+                                       "frame-ancestors 'none'\r\n"
+                                       "X-Content-Type-Options: nosniff\r\n"
+                                       "X-Frame-Options: DENY\r\n"
+                                       "Referrer-Policy: no-referrer";
 
 static int is_loopback(const char *addr)
 {
@@ -96,8 +111,9 @@ int main(int argc, char **argv)
         print_usage();
         return strcmp(argv[1], "--help") == 0 ? 0 : 2;
     }
+    log_init("api", LOG_INFO);
     if (config_load(&cfg, err, sizeof err) != ENMS_OK) {
-        fprintf(stderr, "enms-api: configuration error: %s\n", err);
+        log_error("configuration error: %s", err);
         return 2;
     }
     log_init("api", cfg.log_level);
@@ -139,19 +155,29 @@ int main(int argc, char **argv)
                              "5000",
                              "enable_directory_listing",
                              "no",
+                             "additional_header",
+                             SECURITY_HEADERS,
                              "document_root",
                              have_web ? cfg.web_root : NULL,
                              NULL};
     if (!have_web) {
         log_warn("dashboard folder \"%s\" not found: serving the API only (set ENMS_WEB_ROOT)",
                  cfg.web_root);
-        options[12] = NULL;
+        options[14] = NULL;
     }
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.init_thread = on_thread_start;
     callbacks.exit_thread = on_thread_exit;
     callbacks.log_message = on_civetweb_log;
+    callbacks.begin_request = access_begin_request;
+    callbacks.end_request = access_end_request;
 
+    /* Before mg_start: the first request may arrive as soon as it returns. */
+    server.http_stats = http_stats_create();
+    if (!server.http_stats) {
+        log_error("out of memory");
+        return 1;
+    }
     mg_init_library(0);
     ctx = mg_start(&callbacks, &server, options);
     if (!ctx) {
@@ -184,6 +210,7 @@ done:
             pthread_join(waker_thread, NULL);
     }
     mg_exit_library();
+    http_stats_free(server.http_stats); /* no thread records after mg_stop */
     if (rc == 0)
         log_info("stopped");
     return rc;

@@ -5,9 +5,35 @@
 #include <math.h>
 #include <string.h>
 
+int json_depth_within(const char *buf, size_t len, int max_depth)
+{
+    int depth = 0, in_string = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = buf[i];
+        if (in_string) {
+            if (c == '\\')
+                i++; /* the escaped character cannot end the string */
+            else if (c == '"')
+                in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == '[' || c == '{') {
+            if (++depth > max_depth)
+                return 0;
+        } else if ((c == ']' || c == '}') && depth > 0) {
+            depth--;
+        }
+    }
+    return 1;
+}
+
 cJSON *json_parse(const char *buf, size_t len, char *err, size_t errlen)
 {
     const char *end = NULL;
+    if (!json_depth_within(buf, len, JSON_MAX_DEPTH)) {
+        enms_fail(err, errlen, ENMS_EINVAL, "nested deeper than %d levels", JSON_MAX_DEPTH);
+        return NULL;
+    }
     cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, 0);
     if (!root) {
         size_t at = end && end >= buf ? (size_t)(end - buf) : 0;

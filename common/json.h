@@ -9,8 +9,19 @@
 #include <stddef.h>
 #include <cJSON.h>
 
+/* Deepest nesting of arrays and objects accepted in input. cJSON's own
+ * limit is 1000 levels, deep enough to spend a thread's stack and CPU on
+ * a hostile body; our documents are a few levels deep. */
+#define JSON_MAX_DEPTH 32
+
+/* True when the arrays and objects in buf[0..len) nest at most max_depth
+ * levels deep. A scan of the raw text (brackets outside strings), so it
+ * runs before any parsing; it does not check that the text is JSON. */
+int json_depth_within(const char *buf, size_t len, int max_depth);
+
 /* Parses exactly len bytes (need not be NUL-terminated). Returns a tree the
- * caller frees with cJSON_Delete(), or NULL with "invalid JSON at byte N". */
+ * caller frees with cJSON_Delete(), or NULL with "invalid JSON at byte N"
+ * or "nested deeper than JSON_MAX_DEPTH levels". */
 cJSON *json_parse(const char *buf, size_t len, char *err, size_t errlen);
 
 /* Reads a string member. Returns 0 and points *out into the tree (valid while

@@ -172,8 +172,9 @@ int main(int argc, char **argv)
         print_usage();
         return strcmp(argv[1], "--help") == 0 ? 0 : 2;
     }
+    log_init("worker", LOG_INFO); /* so a configuration error is a JSON line too */
     if (config_load(&cfg, err, sizeof err) != ENMS_OK) {
-        fprintf(stderr, "enms-worker: configuration error: %s\n", err);
+        log_error("configuration error: %s", err);
         return 2;
     }
     log_init("worker", cfg.log_level);

@@ -7,6 +7,7 @@ tests/run.sh starts a throwaway PostgreSQL and Redis and exports:
   ENMS_BIN               folder with enms-api, enms-worker, enmsctl
 Tests that change schema or data use `fresh_db`, a new empty database.
 """
+import json
 import os
 import socket
 import subprocess
@@ -136,11 +137,70 @@ def pg_query(dsn, sql, params=None):
     return rows
 
 
+# Log checks (issue 7): every line our processes write is one JSON object with
+# these fields, and no secret handed to a process ever shows up in a log.
+LOG_FIELDS = ("time", "level", "component", "msg")
+# A token for tests that enable authentication; any ENMS_API_TOKEN given to a
+# Proc is added to LOG_SECRETS too, and checked for in every log.
+TEST_API_TOKEN = "tok-7e1f0c55-never-logged-b9d2"
+LOG_SECRETS = {TEST_API_TOKEN}
+_ALL_LOGS = []
+
+
+def log_records(text):
+    """Parses a log: returns (records, problems), problems naming each line
+    that is not a JSON object with LOG_FIELDS and each secret found."""
+    records, problems = [], []
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            rec = json.loads(line)
+        except ValueError:
+            problems.append(f"line {n} is not JSON: {line[:300]}")
+            continue
+        missing = [k for k in LOG_FIELDS if not isinstance(rec, dict) or k not in rec]
+        if missing:
+            problems.append(f"line {n} lacks {missing}: {line[:300]}")
+        else:
+            records.append(rec)
+    for secret in LOG_SECRETS:
+        if secret and secret in text:
+            problems.append("a secret (ENMS_API_TOKEN value) appears in the log")
+    return records, problems
+
+
+def check_logs(procs):
+    """Fails naming every bad line of the (stopped) processes' logs."""
+    problems = []
+    for p in procs:
+        problems += [f"{p.log_path}: {m}" for m in log_records(p.output())[1]]
+    assert not problems, "log check failed:\n" + "\n".join(problems[:20])
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secret_in_any_log():
+    """Session-wide: no log of any process a test started holds a secret."""
+    yield
+    leaks = []
+    for path in _ALL_LOGS:
+        try:
+            with open(path, "rb") as f:
+                text = f.read().decode(errors="replace")
+        except OSError:
+            continue
+        leaks += [path for s in LOG_SECRETS if s and s in text]
+    assert not leaks, f"a secret token appears in: {sorted(set(leaks))}"
+
+
 class Proc:
     """A binary of ours run in the background; stopped (and reaped) by stop()."""
 
     def __init__(self, args, env, log_path):
         self.log_path = log_path
+        if env.get("ENMS_API_TOKEN"):
+            LOG_SECRETS.add(env["ENMS_API_TOKEN"])
+        _ALL_LOGS.append(str(log_path))
         self.log = open(log_path, "wb")
         self.proc = subprocess.Popen(args, env=env, stdout=self.log, stderr=subprocess.STDOUT,
                                      start_new_session=True)
@@ -203,6 +263,7 @@ def module_spawn(tmp_path_factory, bin_dir):
     yield _spawn
     for p in procs:
         p.stop()
+    check_logs(procs)
 
 
 @pytest.fixture
@@ -221,3 +282,4 @@ def spawn(tmp_path, bin_dir):
     yield _spawn
     for p in procs:
         p.stop()
+    check_logs(procs)
