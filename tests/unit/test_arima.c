@@ -268,6 +268,61 @@ Test(arima, fast_and_full_filters_agree)
     }
 }
 
+/* The optimiser's ML gradient (reverse mode through the Chandrasekhar
+ * filter, the stationary covariance, the seasonal products and the Jones
+ * transform) against central differences at points away from the optimum:
+ * seasonal AR and MA, a mean, a drift, a frozen and a never-frozen gain
+ * (MA root near the unit circle). With a missing value the optimiser
+ * falls back to differences, and says so. */
+Test(arima, ml_gradient_matches_differences)
+{
+    double y[MAX_SERIES + 1], lh[MAX_SERIES + 1], www[MAX_SERIES + 1];
+    size_t n = log_airpassengers(y), nlh = read_series("lh.csv", lh);
+    size_t nw = read_series("wwwusage.csv", www);
+    struct arima_spec drift = spec_of(1, 1, 1, 0, 0, 0, 1, 0);
+    drift.include_drift = 1;
+    struct {
+        double *y;
+        size_t n;
+        struct arima_spec s;
+        double x[8];
+    } cases[] = {
+        {y, n, spec_of(0, 1, 1, 0, 1, 1, 12, 0), {-0.3, -0.5}},
+        {y, n, spec_of(2, 1, 1, 1, 1, 1, 12, 0), {0.4, -0.3, 0.2, -0.6, -0.4}},
+        {y, n, spec_of(1, 0, 2, 2, 1, 0, 12, 0), {1.2, -0.2, 0.3, 0.5, 0.1}},
+        {y, n, spec_of(0, 1, 1, 0, 1, 1, 12, 0), {-0.99, -0.5}},
+        {lh, nlh, spec_of(2, 0, 1, 0, 0, 0, 1, 1), {0.5, -0.2, 0.3}},
+        {www, nw, drift, {0.6, 0.4}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        double f, g[8], gn[8];
+        int analytic = 0;
+        char err[256] = "";
+        int rc = arima_ml_gradient(cases[i].y, cases[i].n, &cases[i].s, cases[i].x, &f, g, gn,
+                                   &analytic, err, sizeof err);
+        cr_assert_eq(rc, 0, "case %zu: %s", i, err);
+        cr_expect(analytic, "case %zu: gradient not analytic", i);
+        size_t k = arima_ncoef(&cases[i].s) - arima_nreg(&cases[i].s);
+        double scale = 0.0;
+        for (size_t j = 0; j < k; j++)
+            scale = fmax(scale, fabs(gn[j]));
+        for (size_t j = 0; j < k; j++)
+            cr_expect(fabs(g[j] - gn[j]) <= 1e-6 * scale + 1e-9,
+                      "case %zu coefficient %zu: analytic %.12g, differences %.12g", i, j, g[j],
+                      gn[j]);
+    }
+    /* A gap: the full filter, differences only. */
+    double f, g[8], gn[8], x[2] = {-0.3, -0.5};
+    int analytic = 1;
+    char err[256] = "";
+    struct arima_spec s = spec_of(0, 1, 1, 0, 1, 1, 12, 0);
+    y[40] = NAN;
+    cr_assert_eq(arima_ml_gradient(y, n, &s, x, &f, g, gn, &analytic, err, sizeof err), 0, "%s",
+                 err);
+    cr_expect_not(analytic);
+    cr_expect(fabs(g[0] - gn[0]) < 1e-12 && fabs(g[1] - gn[1]) < 1e-12);
+}
+
 /* The search's approximate candidates are only scored: same coefficients
  * and sigma2 as a CSS fit, but no state to forecast from. */
 Test(arima, score_only_css_fit)

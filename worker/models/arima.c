@@ -307,6 +307,7 @@ struct fit_ctx {
     double *y0;    /* the series as given */
     double *cols;  /* ncols * n, column-major: y (or y - X b), regressors */
     double *wdiff; /* the same, differenced (CSS) */
+    double *cbuf;  /* ncols * n: css_eval's AR part of the residuals */
     double *par;   /* narma: current coefficients */
     double *phi, *theta, *delta;
     double *q0, *dw;           /* r*r, (r+2)*(r+4): stationary covariance, its work */
@@ -324,6 +325,28 @@ struct fit_ctx {
     /* Results of the last evaluation. */
     double ssq, sumlog;
     size_t nu;
+
+    /* Trajectory of kf_arma for the analytic gradient (ml_grad), recorded
+     * when record is set: the predicted observation a0 of every step and
+     * column (n * ncols), and the Chandrasekhar state (w, G, F, m) before
+     * every step that ran one (n * (2r + 2)); rec_tfz is the first step
+     * with a frozen gain (n when it never froze), rec_F the frozen F. */
+    int record;
+    double *rec_a0, *rec_wG, *rec_Fm;
+    size_t rec_tfz;
+    double rec_F;
+    /* The last ml_eval recorded its trajectory at rec_x (narma values),
+     * value rec_f, and nothing has changed the state since: ml_grad at the
+     * same point needs only the backward pass (GSL's line search asks for
+     * the gradient at the point whose value it just had). */
+    int rec_valid;
+    double *rec_x, rec_f;
+    /* Likewise for css_eval: E, used, beta and ssq are those of css_x,
+     * value css_f, so css_grad at that point skips the forward pass. */
+    int css_valid;
+    double *css_x, css_f;
+    double *gw; /* ml_grad's adjoint workspace (gw_len doubles) */
+    size_t gw_len;
 };
 
 static double now_ms(void)
@@ -354,6 +377,7 @@ static void ctx_free(struct fit_ctx *c)
     free(c->y0);
     free(c->cols);
     free(c->wdiff);
+    free(c->cbuf);
     free(c->par);
     free(c->phi);
     free(c->theta);
@@ -374,6 +398,12 @@ static void ctx_free(struct fit_ctx *c)
     free(c->phi_nz);
     free(c->delta_nz);
     free(c->theta_nz);
+    free(c->rec_a0);
+    free(c->rec_wG);
+    free(c->rec_Fm);
+    free(c->rec_x);
+    free(c->css_x);
+    free(c->gw);
 }
 
 /* Differenced copy of one column for CSS: w_t -= w_(t-lag), per difference. */
@@ -412,7 +442,9 @@ static int ctx_init(struct fit_ctx *c, const struct arima_spec *spec, const doub
     c->y0 = malloc(n * sizeof *c->y0);
     c->cols = malloc(nc * n * sizeof *c->cols);
     c->wdiff = malloc(nc * n * sizeof *c->wdiff);
+    c->cbuf = malloc(nc * n * sizeof *c->cbuf);
     c->par = calloc(c->narma + 1, sizeof *c->par);
+    c->css_x = calloc(c->narma + 1, sizeof *c->css_x);
     c->phi = calloc(r, sizeof *c->phi);
     c->theta = calloc(r, sizeof *c->theta);
     c->delta = calloc(c->nd + 1, sizeof *c->delta);
@@ -432,9 +464,10 @@ static int ctx_init(struct fit_ctx *c, const struct arima_spec *spec, const doub
     c->phi_nz = malloc((r + 1) * sizeof *c->phi_nz);
     c->delta_nz = malloc((c->nd + 1) * sizeof *c->delta_nz);
     c->theta_nz = malloc((r + 1) * sizeof *c->theta_nz);
-    if (!c->y0 || !c->cols || !c->wdiff || !c->par || !c->phi || !c->theta || !c->delta || !c->q0 ||
-        !c->dw || !c->P || !c->Pn || !c->Pold || !c->W || !c->M || !c->a || !c->an || !c->E ||
-        !c->used || !c->beta || !c->ls || !c->phi_nz || !c->delta_nz || !c->theta_nz)
+    if (!c->y0 || !c->cols || !c->wdiff || !c->cbuf || !c->par || !c->css_x || !c->phi ||
+        !c->theta || !c->delta || !c->q0 || !c->dw || !c->P || !c->Pn || !c->Pold || !c->W ||
+        !c->M || !c->a || !c->an || !c->E || !c->used || !c->beta || !c->ls || !c->phi_nz ||
+        !c->delta_nz || !c->theta_nz)
         return ENMS_ENOMEM;
     c->complete = 1;
     for (size_t t = 0; t < n; t++)
@@ -468,6 +501,8 @@ static void ctx_set_response(struct fit_ctx *c, const double *beta)
         c->cols[t] = v;
     }
     diff_column(c, 0);
+    c->rec_valid = 0;
+    c->css_valid = 0;
 }
 
 /* Sets phi, theta (state-space vectors of length r) from c->par, where the
@@ -564,6 +599,20 @@ static double profile_ls(struct fit_ctx *c)
 
 /* ---- conditional sum of squares ----------------------------------------- */
 
+/* out[t] -= f * in[t] for t in [0, len): one AR term of the residuals over
+ * the whole series, in blocks of four the compiler turns into vector
+ * instructions (at -O2 it vectorises straight-line blocks, not loops of
+ * unknown length). */
+static void axpy_neg(double *restrict out, const double *restrict in, double f, size_t len)
+{
+    size_t t = 0;
+    for (; t + 4 <= len; t += 4)
+        for (size_t l = 0; l < 4; l++)
+            out[t + l] -= f * in[t + l];
+    for (; t < len; t++)
+        out[t] -= f * in[t];
+}
+
 /* R's CSS objective 0.5 log(ssq / nu): residuals of the differenced series
  * from t = d + mD + p + mP on, with earlier residuals taken as zero. A
  * missing value gives a zero residual that is not counted (R would let it
@@ -571,9 +620,25 @@ static double profile_ls(struct fit_ctx *c)
 static double css_eval(struct fit_ctx *c, const double *x)
 {
     size_t n = c->n, nc = 1 + c->kact;
+    c->rec_valid = 0;
+    c->css_valid = 0;
     ctx_set_params(c, x, 0);
     const double *theta = c->theta + 1;
-    size_t qf = c->qf;
+    size_t qf = c->qf, nc0 = c->ncond;
+    /* The AR part w_t - sum phi_i w_(t-i-1) first, term by term over the
+     * whole series (each residual gets the same subtractions in the same
+     * order as one loop per t would give: the same bits); then the MA
+     * recursion, which is sequential in t. */
+    if (nc0 < n)
+        for (size_t col = 0; col < nc; col++) {
+            const double *w = c->wdiff + col * n;
+            double *b = c->cbuf + col * n;
+            memcpy(b + nc0, w + nc0, (n - nc0) * sizeof *b);
+            for (size_t j = 0; j < c->nphi_nz; j++) {
+                size_t i = c->phi_nz[j];
+                axpy_neg(b + nc0, w + nc0 - i - 1, c->phi[i], n - nc0);
+            }
+        }
     c->nu = 0;
     for (size_t t = 0; t < n; t++) {
         double *e = c->E + t * nc;
@@ -585,12 +650,7 @@ static double css_eval(struct fit_ctx *c, const double *x)
         }
         int bad = 0;
         for (size_t col = 0; col < nc; col++) {
-            const double *w = c->wdiff + col * n;
-            double v = w[t];
-            for (size_t j = 0; j < c->nphi_nz; j++) {
-                size_t i = c->phi_nz[j];
-                v -= c->phi[i] * w[t - i - 1];
-            }
+            double v = c->cbuf[col * n + t];
             size_t lim = t - c->ncond < qf ? t - c->ncond : qf;
             size_t nth = c->ntheta_nz; /* every MA lag is below qf */
             if (lim < qf)
@@ -616,21 +676,28 @@ static double css_eval(struct fit_ctx *c, const double *x)
     if (!(ssq > 0.0) || !isfinite(ssq))
         return BAD_VALUE;
     c->ssq = ssq;
-    return 0.5 * log(ssq / (double)c->nu);
+    double v = 0.5 * log(ssq / (double)c->nu);
+    memcpy(c->css_x, x, c->narma * sizeof *x);
+    c->css_f = v;
+    c->css_valid = 1;
+    return v;
 }
 
 /* Exact gradient of css_eval at x (which it evaluates first), by
- * differentiating the residual recursion: for the expanded coefficients,
- * dr_t/dphi_i = -w_(t-i-1) - sum_j theta_j dr_(t-j-1)/dphi_i and
- * dr_t/dtheta_i = -r_(t-i-1) - sum_j theta_j dr_(t-j-1)/dtheta_i, then the
- * chain rule through the seasonal products. The regression coefficients
+ * differentiating the residual recursion r_t = w_t - sum phi_i w_(t-i-1) -
+ * sum theta_j r_(t-j-1) in reverse mode (one backward pass for all
+ * expanded coefficients, below), then the chain rule through the seasonal
+ * products. The regression coefficients
  * are at their least-squares values, so by the envelope theorem only the
  * residuals of y - X b are needed. Returns the objective value. */
 static double css_grad(struct fit_ctx *c, const double *x, double *g)
 {
     const struct arima_order *o = &c->o;
     size_t n = c->n, nc = 1 + c->kact, pf = c->pf, qf = c->qf, m = (size_t)o->m;
-    double f = css_eval(c, x);
+    /* GSL's line search asks for the gradient at the point whose value it
+     * just had: the evaluation is then still in c. */
+    double f =
+        c->css_valid && memcmp(c->css_x, x, c->narma * sizeof *x) == 0 ? c->css_f : css_eval(c, x);
     memset(g, 0, c->narma * sizeof *g);
     if (f >= BAD_VALUE)
         return f;
@@ -667,36 +734,50 @@ static double css_grad(struct fit_ctx *c, const double *x, double *g)
         for (int i = 0; i < o->q; i++)
             need[pf + (size_t)(j + 1) * m + (size_t)i] = 1;
     }
+    /* Reverse mode: D[t] is the adjoint of r_t for 0.5 sum r^2 through the
+     * MA recursion, D_t = r_t - sum_j theta_j D_(t+j+1) over the residuals
+     * that are counted (an uncounted one is a constant 0); then the
+     * derivative for expanded lag L is sum_t D_t dr_t/dcoef directly,
+     * -w_(t-L) (AR) or -r_(t-L) (MA): one backward recursion and a dot
+     * product per lag, instead of a recursion per lag. */
+    for (size_t t = n; t-- > 0;) {
+        if (t < c->ncond || !c->used[t]) {
+            D[t] = 0.0;
+            continue;
+        }
+        double v = r[t];
+        for (size_t jj = 0; jj < c->ntheta_nz; jj++) {
+            size_t s = t + c->theta_nz[jj] + 1;
+            if (s >= n)
+                break;
+            v -= theta[c->theta_nz[jj]] * D[s];
+        }
+        D[t] = v;
+    }
     for (size_t i = 0; i < pf + qf; i++) {
         if (!need[i])
             continue;
         int is_ar = i < pf;
         size_t lag = (is_ar ? i : i - pf) + 1;
+        const double *src = is_ar ? w : r;
         double acc = 0.0;
-        for (size_t t = 0; t < n; t++) {
-            if (t < c->ncond || !c->used[t]) {
-                D[t] = 0.0;
-                continue;
-            }
-            size_t lim = t - c->ncond < qf ? t - c->ncond : qf;
-            double v;
-            if (is_ar)
-                v = -w[t - lag];
-            else
-                v = lag <= lim ? -r[t - lag] : 0.0;
-            /* Every MA lag is below qf: past the first qf residuals the
-             * bound test is dropped from the hot loop (same terms, same
-             * order). */
-            size_t nth = c->ntheta_nz;
-            if (lim < qf)
-                for (nth = 0; nth < c->ntheta_nz && c->theta_nz[nth] < lim; nth++)
-                    ;
-            for (size_t jj = 0; jj < nth; jj++) {
-                size_t j = c->theta_nz[jj];
-                v -= theta[j] * D[t - j - 1];
-            }
-            D[t] = v;
-            acc += r[t] * v;
+        size_t t0 = c->ncond > lag ? c->ncond : lag;
+        if (c->complete) {
+            /* Four lanes, not one chain of dependent subtractions. */
+            double al[4] = {0.0, 0.0, 0.0, 0.0};
+            size_t t = t0;
+            for (; t + 4 <= n; t += 4)
+                for (size_t l = 0; l < 4; l++)
+                    al[l] -= D[t + l] * src[t + l - lag];
+            for (; t < n; t++)
+                al[0] -= D[t] * src[t - lag];
+            acc = (al[0] + al[1]) + (al[2] + al[3]);
+        } else {
+            /* A gap's NAN is never a counted residual's term (that
+             * residual would be NAN, so uncounted, D = 0). */
+            for (size_t t = t0; t < n; t++)
+                if (D[t] != 0.0 && isfinite(src[t - lag]))
+                    acc -= D[t] * src[t - lag];
         }
         gf[i] = acc / c->ssq; /* d/dcoef of 0.5 log(ssq / nu) */
     }
@@ -1061,7 +1142,18 @@ static int kf_run(struct fit_ctx *c)
 static void arma_step(double *restrict a, const double *restrict G, const double *restrict phi,
                       size_t r, double g, double a0)
 {
-    for (size_t i = 0; i + 1 < r; i++)
+    size_t i = 0;
+    /* Blocks of four (read a_(i+1..i+4), then write a_(i..i+3)) that the
+     * compiler turns into vector instructions; the same operations per
+     * element as one element at a time. */
+    for (; i + 4 < r; i += 4) {
+        double x[4];
+        for (size_t l = 0; l < 4; l++)
+            x[l] = a[i + l + 1];
+        for (size_t l = 0; l < 4; l++)
+            a[i + l] = (x[l] + G[i + l] * g) + phi[i + l] * a0;
+    }
+    for (; i + 1 < r; i++)
         a[i] = (a[i + 1] + G[i] * g) + phi[i] * a0;
     a[r - 1] = G[r - 1] * g + phi[r - 1] * a0;
 }
@@ -1138,8 +1230,17 @@ static int kf_arma(struct fit_ctx *c)
         if (!(F > 0.0) || !isfinite(F))
             return -1;
         double sf = sqrt(F), invF = 1.0 / F;
+        if (c->record && !frozen) {
+            double *rw = c->rec_wG + t * 2 * r;
+            memcpy(rw, w, r * sizeof *rw);
+            memcpy(rw + r, G, r * sizeof *rw);
+            c->rec_Fm[2 * t] = F;
+            c->rec_Fm[2 * t + 1] = m;
+        }
         for (size_t col = 0; col < nc; col++) {
             double *a = c->a + col * r;
+            if (c->record)
+                c->rec_a0[t * nc + col] = a[0];
             double v = c->wdiff[col * n + t] - a[0];
             double g = v * invF;
             c->E[t * nc + col] = v / sf;
@@ -1162,8 +1263,12 @@ static int kf_arma(struct fit_ctx *c)
         if (fabs(m) * wmax * wmax <= 1e-17 * F) {
             frozen = 1;
             logF = log(F);
+            c->rec_tfz = t + 1;
         }
     }
+    if (!frozen)
+        c->rec_tfz = n;
+    c->rec_F = F;
     return 0;
 }
 
@@ -1171,6 +1276,8 @@ static int kf_arma(struct fit_ctx *c)
  * log-likelihood per observation with sigma2 concentrated out. */
 static double ml_eval(struct fit_ctx *c, const double *x)
 {
+    c->rec_valid = 0;
+    c->css_valid = 0;
     ctx_set_params(c, x, c->trans);
     if ((c->arma_only ? stationary_row(c) : stationary_cov(c)) != 0)
         return BAD_VALUE;
@@ -1182,7 +1289,369 @@ static double ml_eval(struct fit_ctx *c, const double *x)
         return BAD_VALUE;
     c->ssq = ssq;
     double v = 0.5 * (log(ssq / (double)c->nu) + c->sumlog / (double)c->nu);
-    return isfinite(v) ? v : BAD_VALUE;
+    if (!isfinite(v))
+        return BAD_VALUE;
+    if (c->record && c->arma_only) {
+        memcpy(c->rec_x, x, c->narma * sizeof *x);
+        c->rec_f = v;
+        c->rec_valid = 1;
+    }
+    return v;
+}
+
+/* ---- analytic gradient of the ML objective --------------------------------- */
+
+/* ar_from_raw with its Jacobian: J[j * p + l] = d out_j / d raw_l, carried
+ * through the Durbin-Levinson steps by forward differentiation. */
+static void ar_from_raw_jac(const double *raw, int p, double *out, double *J)
+{
+    double work[ARIMA_MAX_P + 1], dwork[ARIMA_MAX_P * ARIMA_MAX_P];
+    size_t up = (size_t)p;
+    memset(J, 0, up * up * sizeof *J);
+    for (int j = 0; j < p; j++) {
+        out[j] = tanh(raw[j]);
+        J[j * p + j] = 1.0 - out[j] * out[j];
+    }
+    for (int k = 1; k < p; k++) {
+        double a = out[k];
+        const double *da = J + k * p;
+        for (int j = 0; j < k; j++) {
+            work[j] = out[j] - a * out[k - 1 - j];
+            for (int l = 0; l < p; l++)
+                dwork[j * p + l] =
+                    J[j * p + l] - da[l] * out[k - 1 - j] - a * J[(k - 1 - j) * p + l];
+        }
+        memcpy(out, work, (size_t)k * sizeof *out);
+        memcpy(J, dwork, (size_t)k * up * sizeof *J);
+    }
+}
+
+/* Reverse mode through stationary_row (which must have run at the current
+ * coefficients, leaving psi and gamma in c->dw): given qbar = d f / d Q0[0..r-1]
+ * (the first row), adds d f / d phi to phibar and d f / d theta to thbar.
+ * The (pf + 1)-equation system's adjoint is the transposed system, solved
+ * in work (ns * ns + ns doubles). Returns -1 when it is singular. */
+static int stationary_row_adj(struct fit_ctx *c, const double *qbar, double *phibar, double *thbar,
+                              double *work)
+{
+    size_t r = c->r, pf = c->pf, ns = pf + 1;
+    const double *phi = c->phi, *th = c->theta;
+    const double *psi = c->dw, *gam = c->dw + r + 1;
+    double *At = work, *lam = work + ns * ns;
+    double *gbar = lam + ns, *pbar = gbar + r + 1;
+    memset(gbar, 0, 2 * (r + 1) * sizeof *gbar);
+    /* Q[j] = sum_(k>=j) phi_k gam(k+1-j) + th_k psi(k-j), Q[0] = gam(0). */
+    gbar[0] += qbar[0];
+    for (size_t j = 1; j < r; j++) {
+        double q = qbar[j];
+        if (q == 0.0)
+            continue;
+        for (size_t k = j; k < r; k++) {
+            phibar[k] += q * gam[k + 1 - j];
+            gbar[k + 1 - j] += q * phi[k];
+            thbar[k] += q * psi[k - j];
+            pbar[k - j] += q * th[k];
+        }
+    }
+    /* gam(k) = rhs(k) + sum_i phi_(i-1) gam(k-i) for k > pf, backwards;
+     * gbar then holds rhsbar for k > pf. */
+    for (size_t k = r; k > pf; k--) {
+        double gb = gbar[k];
+        for (size_t i = 1; i <= pf; i++) {
+            phibar[i - 1] += gb * gam[k - i];
+            gbar[k - i] += gb * phi[i - 1];
+        }
+    }
+    /* gam(0..pf) = A^-1 rhs: rhsbar = A^-T gambar, Abar = -rhsbar gam'. */
+    memset(At, 0, ns * ns * sizeof *At);
+    for (size_t k = 0; k < ns; k++) {
+        At[k * ns + k] += 1.0;
+        for (size_t i = 1; i <= pf; i++) {
+            size_t lag = k > i ? k - i : i - k;
+            At[lag * ns + k] -= phi[i - 1];
+        }
+    }
+    memcpy(lam, gbar, ns * sizeof *lam);
+    if (solve_dense(At, lam, ns) != 0)
+        return -1;
+    for (size_t k = 0; k < ns; k++) {
+        for (size_t i = 1; i <= pf; i++) {
+            size_t lag = k > i ? k - i : i - k;
+            phibar[i - 1] += lam[k] * gam[lag];
+        }
+        gbar[k] = lam[k];
+    }
+    /* rhs(k) = sum_(j=k..r-1) th_j psi(j-k), k = 0..r. */
+    for (size_t k = 0; k <= r; k++) {
+        double rb = gbar[k];
+        if (rb == 0.0)
+            continue;
+        for (size_t j = k; j < r; j++) {
+            thbar[j] += rb * psi[j - k];
+            pbar[j - k] += rb * th[j];
+        }
+    }
+    /* psi(j) = th_j + sum_(i=1..min(j,pf)) phi_(i-1) psi(j-i), backwards. */
+    for (size_t j = r + 1; j-- > 0;) {
+        double pb = pbar[j];
+        if (j < r)
+            thbar[j] += pb;
+        for (size_t i = 1; i <= j && i <= pf; i++) {
+            phibar[i - 1] += pb * psi[j - i];
+            pbar[j - i] += pb * phi[i - 1];
+        }
+    }
+    return 0;
+}
+
+/* One Chandrasekhar step of kf_arma backwards: from the adjoints of the
+ * state after the step (wb, Gb, *Fb, *mb, in place) to those before it,
+ * with the state before it (w, G, F, m) as recorded; adds to phibar at the
+ * nneed indexes need (the expanded lags the chain rule reads). phi_nz lists
+ * phi's nonzeros. Sums run in four lanes (not one chain of dependent adds);
+ * ub is scratch (r). */
+static void chandra_adj(const double *restrict w, const double *restrict G,
+                        const double *restrict phi, size_t r, double F, double m,
+                        double *restrict wb, double *restrict Gb, double *Fb, double *mb,
+                        double *restrict phibar, double *restrict ub, const size_t *need,
+                        size_t nneed, const size_t *phi_nz, size_t nphi_nz)
+{
+    double cw = w[0], Fn = F + m * cw * cw, mc = m * cw, cf = cw / F;
+    double cfl[4] = {0.0, 0.0, 0.0, 0.0}, mcl[4] = {0.0, 0.0, 0.0, 0.0};
+    size_t i = 0;
+    for (; i + 4 < r; i += 4)
+        for (size_t l = 0; l < 4; l++) {
+            size_t k = i + l;
+            double u = w[k + 1] + phi[k] * cw;
+            double b = wb[k] + Gb[k] * mc;
+            cfl[l] -= wb[k] * G[k];
+            mcl[l] += Gb[k] * u;
+            Gb[k] -= wb[k] * cf;
+            ub[k] = b;
+        }
+    for (; i < r; i++) {
+        double u = (i + 1 < r ? w[i + 1] : 0.0) + phi[i] * cw;
+        double b = wb[i] + Gb[i] * mc;
+        cfl[0] -= wb[i] * G[i];
+        mcl[0] += Gb[i] * u;
+        Gb[i] -= wb[i] * cf;
+        ub[i] = b;
+    }
+    double cfb = (cfl[0] + cfl[1]) + (cfl[2] + cfl[3]);
+    double mcb = (mcl[0] + mcl[1]) + (mcl[2] + mcl[3]);
+    double cwb = 0.0;
+    for (size_t j = 0; j < nneed; j++)
+        phibar[need[j]] += ub[need[j]] * cw;
+    for (size_t j = 0; j < nphi_nz; j++)
+        cwb += ub[phi_nz[j]] * phi[phi_nz[j]];
+    /* m' = m F / Fn, F' = Fn = F + m cw^2. */
+    double mbo = *mb, Fnb = *Fb - mbo * m * F / (Fn * Fn);
+    double mbn = mbo * F / Fn, Fbn = mbo * m / Fn;
+    Fbn += Fnb;
+    mbn += Fnb * cw * cw;
+    cwb += Fnb * 2.0 * m * cw;
+    mbn += mcb * cw;
+    cwb += mcb * m;
+    cwb += cfb / F;
+    Fbn -= cfb * cw / (F * F);
+    wb[0] = cwb;
+    memcpy(wb + 1, ub, (r - 1) * sizeof *wb);
+    *Fb = Fbn;
+    *mb = mbn;
+}
+
+/* The dense part of arma_step backwards for one column: with ab the
+ * adjoint of the new predicted state, adds ab_i g to Gb_i and returns
+ * sum ab_i G_i (the adjoint of g), in four lanes. */
+static double arma_adj(const double *restrict ab, const double *restrict G, double *restrict Gb,
+                       size_t r, double g)
+{
+    double gl[4] = {0.0, 0.0, 0.0, 0.0};
+    size_t i = 0;
+    for (; i + 4 <= r; i += 4)
+        for (size_t l = 0; l < 4; l++) {
+            gl[l] += ab[i + l] * G[i + l];
+            Gb[i + l] += ab[i + l] * g;
+        }
+    for (; i < r; i++) {
+        gl[0] += ab[i] * G[i];
+        Gb[i] += ab[i] * g;
+    }
+    return (gl[0] + gl[1]) + (gl[2] + gl[3]);
+}
+
+/* Gradient of ml_eval over the complete-series filter (kf_arma) by reverse
+ * mode: ml_eval runs once, recording the trajectory, then the adjoints go
+ * back through the filter, the Chandrasekhar recursions, the stationary
+ * first row of Q0, the seasonal products and the Jones transform. The
+ * regression coefficients are at their least-squares values, so (envelope
+ * theorem) the innovations of y - X b are the only seed of the sum of
+ * squares. The freezing of the gain and the terms left out as diffuse are
+ * held fixed, as the objective itself holds them at x. Returns 0 with the
+ * objective in *fout and g (narma) filled (zero when the objective is
+ * BAD_VALUE), or -1 (g untouched) when the workspace cannot be had or the
+ * filter is the full one: the caller then differentiates numerically. */
+static int ml_grad(struct fit_ctx *c, const double *x, double *g, double *fout)
+{
+    const struct arima_order *o = &c->o;
+    size_t n = c->n, nc = 1 + c->kact, r = c->r, nd = c->nd, ns = c->pf + 1;
+    size_t span = n - nd + r + 1;
+    size_t wlen = nc * span + 8 * (r + 1) + ns * ns + ns;
+    if (!c->arma_only)
+        return -1;
+    if (!c->rec_a0) {
+        if ((double)n * (double)(2 * r + 3 + c->ncols) > 3e7)
+            return -1;
+        c->rec_a0 = malloc(n * c->ncols * sizeof *c->rec_a0);
+        c->rec_wG = malloc(n * 2 * r * sizeof *c->rec_wG);
+        c->rec_Fm = malloc(n * 2 * sizeof *c->rec_Fm);
+        c->rec_x = malloc((c->narma + 1) * sizeof *c->rec_x);
+        if (!c->rec_a0 || !c->rec_wG || !c->rec_Fm || !c->rec_x) {
+            free(c->rec_a0);
+            free(c->rec_wG);
+            free(c->rec_Fm);
+            free(c->rec_x);
+            c->rec_a0 = c->rec_wG = c->rec_Fm = c->rec_x = NULL;
+            return -1;
+        }
+    }
+    if (c->gw_len < wlen) {
+        double *nw = realloc(c->gw, wlen * sizeof *nw);
+        if (!nw)
+            return -1;
+        c->gw = nw;
+        c->gw_len = wlen;
+    }
+    /* From now on every evaluation of this context records (a few stores
+     * per step), so a gradient at the point just evaluated is one backward
+     * pass. */
+    c->record = 1;
+    double f =
+        c->rec_valid && memcmp(c->rec_x, x, c->narma * sizeof *x) == 0 ? c->rec_f : ml_eval(c, x);
+    memset(g, 0, c->narma * sizeof *g);
+    *fout = f;
+    if (f >= BAD_VALUE)
+        return 0;
+
+    /* Workspace: per column a window of adjoints of the predicted state
+     * that slides down by one each step back (the shift in T), phibar,
+     * thbar, wbar, Gbar, ubar, qbar, then stationary_row_adj's. */
+    double *abw = c->gw, *phibar = abw + nc * span, *thbar = phibar + (r + 1);
+    double *wb = thbar + (r + 1), *Gb = wb + (r + 1), *ub = Gb + (r + 1);
+    double *qbar = ub + (r + 1), *swork = qbar + (r + 1);
+    memset(c->gw, 0, (nc * span + 6 * (r + 1)) * sizeof *c->gw);
+    double Fb = 0.0, mb = 0.0;
+    const double *phi = c->phi;
+    const double *Gfin = c->M;
+    double nu = (double)c->nu, ssq = c->ssq;
+    size_t base = span - r; /* window start: abar of the state at step t+1 */
+    /* The expanded AR lags the chain rule to par reads (as css_grad). */
+    size_t need[(ARIMA_MAX_P + 1) * (ARIMA_MAX_SP + 1)], nneed = 0;
+    for (int i = 0; i < o->p; i++)
+        need[nneed++] = (size_t)i;
+    for (int j = 0; j < o->P; j++) {
+        need[nneed++] = (size_t)(j + 1) * (size_t)o->m - 1;
+        for (int i = 0; i < o->p; i++)
+            need[nneed++] = (size_t)(j + 1) * (size_t)o->m + (size_t)i;
+    }
+
+    for (size_t t = n; t-- > nd;) {
+        int chandra = t < c->rec_tfz;
+        double F = chandra ? c->rec_Fm[2 * t] : c->rec_F;
+        const double *G = chandra ? c->rec_wG + t * 2 * r + r : Gfin;
+        if (chandra)
+            chandra_adj(c->rec_wG + t * 2 * r, G, phi, r, F, c->rec_Fm[2 * t + 1], wb, Gb, &Fb, &mb,
+                        phibar, ub, need, nneed, c->phi_nz, c->nphi_nz);
+        double sf = sqrt(F), invF = 1.0 / F;
+        double e = 0.0;
+        if (c->used[t]) {
+            Fb += 0.5 / (nu * F);
+            const double *E = c->E + t * nc;
+            e = E[0];
+            for (size_t j = 0; j < c->kact; j++)
+                e -= c->beta[j] * E[1 + j];
+            e /= ssq;
+        }
+        for (size_t col = 0; col < nc; col++) {
+            double *ab = abw + col * span + base;
+            double a0 = c->rec_a0[t * nc + col];
+            double v = c->wdiff[col * n + t] - a0, gk = v * invF;
+            double Eb = col == 0 ? e : -c->beta[col - 1] * e;
+            double s = 0.0, gb = arma_adj(ab, G, Gb, r, gk);
+            for (size_t j = 0; j < nneed; j++)
+                phibar[need[j]] += ab[need[j]] * a0;
+            for (size_t j = 0; j < c->nphi_nz; j++)
+                s += ab[c->phi_nz[j]] * phi[c->phi_nz[j]];
+            double vb = gb * invF + Eb / sf;
+            Fb += -gb * v * invF * invF - 0.5 * Eb * v * invF / sf;
+            ab[-1] = s - vb; /* the window slides: abar_(i+1) <- abar_i */
+        }
+        base--;
+    }
+    /* Initial state: F = Q00, m = -1 / Q00, G = w = T Q0 Z' (G_i = Q0_(i+1) +
+     * phi_i Q00). */
+    double q0 = c->q0[0], sphi = 0.0;
+    memset(qbar, 0, (r + 1) * sizeof *qbar);
+    for (size_t i = 0; i < r; i++) {
+        double gt = Gb[i] + wb[i];
+        if (i + 1 < r)
+            qbar[i + 1] += gt;
+        phibar[i] += gt * q0;
+        sphi += gt * phi[i];
+    }
+    qbar[0] += sphi + Fb + mb / (q0 * q0);
+    if (stationary_row_adj(c, qbar, phibar, thbar, swork) != 0)
+        return -1;
+
+    /* Expanded coefficients to par (as css_grad), then through the Jones
+     * transform of the AR blocks. thbar[0] is theta_0 = 1, a constant. */
+    size_t m = (size_t)o->m;
+    const double *par = c->par;
+    const double *ar = par, *ma = par + o->p, *sar = ma + o->q;
+    double *gar = g, *gma = g + o->p, *gsar = gma + o->q, *gsma = gsar + o->P;
+    const double *gth = thbar + 1;
+    const double *sma = sar + o->P;
+    for (int i = 0; i < o->p; i++) {
+        gar[i] = phibar[i];
+        for (int j = 0; j < o->P; j++)
+            gar[i] -= sar[j] * phibar[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int j = 0; j < o->P; j++) {
+        gsar[j] = phibar[(size_t)(j + 1) * m - 1];
+        for (int i = 0; i < o->p; i++)
+            gsar[j] -= ar[i] * phibar[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int i = 0; i < o->q; i++) {
+        gma[i] = gth[i];
+        for (int j = 0; j < o->Q; j++)
+            gma[i] += sma[j] * gth[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int j = 0; j < o->Q; j++) {
+        gsma[j] = gth[(size_t)(j + 1) * m - 1];
+        for (int i = 0; i < o->q; i++)
+            gsma[j] += ma[i] * gth[(size_t)(j + 1) * m + (size_t)i];
+    }
+    if (c->trans) {
+        double out[ARIMA_MAX_P], J[ARIMA_MAX_P * ARIMA_MAX_P], tmp[ARIMA_MAX_P];
+        struct {
+            size_t off;
+            int k;
+        } blocks[2] = {{0, o->p}, {(size_t)(o->p + o->q), o->P}};
+        for (int bl = 0; bl < 2; bl++) {
+            int k = blocks[bl].k;
+            if (k == 0)
+                continue;
+            ar_from_raw_jac(x + blocks[bl].off, k, out, J);
+            for (int l = 0; l < k; l++) {
+                double v = 0.0;
+                for (int j = 0; j < k; j++)
+                    v += g[blocks[bl].off + (size_t)j] * J[j * k + l];
+                tmp[l] = v;
+            }
+            memcpy(g + blocks[bl].off, tmp, (size_t)k * sizeof *tmp);
+        }
+    }
+    return 0;
 }
 
 /* ---- optimiser ----------------------------------------------------------- */
@@ -1204,38 +1673,55 @@ static double opt_f(const gsl_vector *x, void *params)
     return pr->f(pr->c, x->data);
 }
 
-/* Central differences: the objective is smooth and cheap relative to the
- * accuracy a forward difference would cost (R's optim uses the same). */
+/* The central-difference gradient of pr->f at x into g. */
+static void num_grad(struct opt_problem *pr, const double *x, size_t k, double *g)
+{
+    memcpy(pr->xw, x, k * sizeof *pr->xw);
+    for (size_t i = 0; i < k; i++) {
+        double h = 1e-5 * (1.0 + fabs(x[i]));
+        pr->xw[i] = x[i] + h;
+        double fp = pr->f(pr->c, pr->xw);
+        pr->xw[i] = x[i] - h;
+        double fm = pr->f(pr->c, pr->xw);
+        pr->xw[i] = x[i];
+        g[i] = (fp - fm) / (2.0 * h);
+    }
+}
+
+/* The objective and its gradient at x: exact for CSS (css_grad) and for
+ * ML on a complete series (ml_grad, reverse mode through the filter); by
+ * central differences for ML with missing values (the full filter), as
+ * R's optim differentiates. */
+static double opt_value_grad(struct opt_problem *pr, const double *x, size_t k, double *g)
+{
+    if (pr->f == css_eval)
+        return css_grad(pr->c, x, g);
+    if (pr->f == ml_eval && pr->c->arma_only) {
+        double f;
+        if (ml_grad(pr->c, x, g, &f) == 0)
+            return f;
+    }
+    double f = pr->f(pr->c, x);
+    num_grad(pr, x, k, g);
+    return f;
+}
+
 static void opt_df(const gsl_vector *x, void *params, gsl_vector *g)
 {
     struct opt_problem *pr = params;
-    size_t k = x->size;
-    if (pr->f == css_eval) {
-        css_grad(pr->c, x->data, g->data);
-        return;
-    }
-    memcpy(pr->xw, x->data, k * sizeof *pr->xw);
-    for (size_t i = 0; i < k; i++) {
-        double h = 1e-5 * (1.0 + fabs(x->data[i]));
-        pr->xw[i] = x->data[i] + h;
-        double fp = pr->f(pr->c, pr->xw);
-        pr->xw[i] = x->data[i] - h;
-        double fm = pr->f(pr->c, pr->xw);
-        pr->xw[i] = x->data[i];
-        g->data[i] = (fp - fm) / (2.0 * h);
-    }
+    opt_value_grad(pr, x->data, x->size, g->data);
 }
 
 static void opt_fdf(const gsl_vector *x, void *params, double *f, gsl_vector *g)
 {
     struct opt_problem *pr = params;
-    if (pr->f == css_eval) {
-        ctx_stopping(pr->c);
-        *f = css_grad(pr->c, x->data, g->data);
+    if (pr->c->stopped) {
+        *f = BAD_VALUE;
+        gsl_vector_set_zero(g);
         return;
     }
-    *f = opt_f(x, params);
-    opt_df(x, params, g);
+    ctx_stopping(pr->c);
+    *f = opt_value_grad(pr, x->data, x->size, g->data);
 }
 
 /* Minimises f over x[0..k-1] (in place) with GSL's BFGS2 and a numerical
@@ -1614,6 +2100,44 @@ int arima_fit_score(const double *y, size_t n, const struct arima_spec *spec,
                     size_t errlen)
 {
     return fit_impl(y, n, spec, hooks, 1, out, err, errlen);
+}
+
+int arima_ml_gradient(const double *y, size_t n, const struct arima_spec *spec, const double *x,
+                      double *f, double *g, double *gnum, int *analytic, char *err, size_t errlen)
+{
+    struct fit_ctx c;
+    int rc = arima_spec_check(spec, err, errlen);
+    memset(&c, 0, sizeof c);
+    *analytic = 0;
+    if (rc != 0)
+        return rc;
+    if (!y || n == 0 || n > ARIMA_MAX_N)
+        return enms_fail(err, errlen, ENMS_EINVAL, "arima: series length %zu out of range", n);
+    rc = ctx_init(&c, spec, y, n, NULL);
+    double *xw = malloc((c.narma + 1) * sizeof *xw);
+    if (rc != 0 || !xw) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "arima: out of memory");
+        goto done;
+    }
+    c.trans = 1;
+    c.arma_only = c.complete;
+    c.kact = c.nreg;
+    ctx_set_response(&c, NULL);
+    struct opt_problem pr = {&c, ml_eval, xw};
+    *f = ml_eval(&c, x);
+    if (*f >= BAD_VALUE) {
+        rc = enms_fail(err, errlen, ENMS_EINVAL, "arima: likelihood cannot be evaluated at x");
+        goto done;
+    }
+    double fa;
+    *analytic = ml_grad(&c, x, g, &fa) == 0;
+    if (!*analytic)
+        num_grad(&pr, x, c.narma, g);
+    num_grad(&pr, x, c.narma, gnum);
+done:
+    free(xw);
+    ctx_free(&c);
+    return rc;
 }
 
 /* ---- forecasts ------------------------------------------------------------ */

@@ -106,6 +106,15 @@ int arima_fit_score(const double *y, size_t n, const struct arima_spec *spec,
                     const struct model_hooks *hooks, struct arima_model **out, char *err,
                     size_t errlen);
 
+/* Internal, for tests: the ML objective f of a CSS-ML fit (AR blocks
+ * Jones-transformed, regression profiled out) at x (p + q + P + Q values),
+ * its gradient g as the optimiser gets it and gnum by central differences
+ * (caller-owned arrays). *analytic says whether g came from the reverse-mode
+ * derivative of the filter (complete series) rather than differences.
+ * Returns 0, or ENMS_EINVAL (x cannot be evaluated) / ENMS_ENOMEM. */
+int arima_ml_gradient(const double *y, size_t n, const struct arima_spec *spec, const double *x,
+                      double *f, double *g, double *gnum, int *analytic, char *err, size_t errlen);
+
 /* Frees a model and everything it owns; NULL is fine. */
 void arima_free(struct arima_model *model);
 
