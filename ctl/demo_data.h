@@ -34,7 +34,7 @@
 /* Generator identity written into the truth; bump the version whenever the
  * output for a given (seed, end, hours) changes. */
 #define DEMO_GENERATOR_NAME    "enms-demo"
-#define DEMO_GENERATOR_VERSION 1
+#define DEMO_GENERATOR_VERSION 2
 #define DEMO_GENERATOR_PRNG    "xoshiro256** seeded by splitmix64"
 
 /* A plant's climate: outdoor temperature is

@@ -160,6 +160,37 @@ Test(anomaly_rules, spike_stuck_meter_and_level_shift)
     anomaly_result_free(&r);
 }
 
+/* A CUSUM alarm dates a shift back to where its sum last stood at zero, so
+ * noise a little above k just before a large shift would be flagged with
+ * it (HVAC-Main, seed 42: 29 hours). The change point sized to the
+ * detected shift leaves such a lead-in out and keeps the shift. */
+Test(anomaly_rules, cusum_change_point_trims_a_lead_in)
+{
+    struct toy t;
+    toy_init(&t);
+    /* Noise sd 0.29 kWh, robust scale ~0.37: +0.35 kWh is z ~0.95, above
+     * k = 0.5, for 12 hours (the sum climbs but stays below h = 8); then
+     * +1.2 kWh (z ~3.2, below the z warning) for 24 hours. */
+    for (int i = 400; i < 412; i++)
+        t.e[i] += 0.35;
+    for (int i = 412; i < 436; i++)
+        t.e[i] += 1.2;
+    struct anomaly_config cfg;
+    anomaly_config_default(&cfg);
+    struct anomaly_result r;
+    char err[256] = "";
+    cr_assert_eq(anomaly_fit(&t.s, NULL, NULL, &cfg, NULL, &r, err, sizeof err), 0, "%s", err);
+    const struct anomaly_flags *f = &r.flags[ANOMALY_RESIDUAL];
+    int lead = 0, shift = 0;
+    for (int i = 400; i < 412; i++)
+        lead += f->severity[i] != ANOMALY_NONE;
+    for (int i = 412; i < 436; i++)
+        shift += f->severity[i] != ANOMALY_NONE;
+    cr_expect_leq(lead, 2, "%d of the 12 lead-in hours flagged", lead);
+    cr_expect_geq(shift, 20, "%d of the 24 shifted hours flagged", shift);
+    anomaly_result_free(&r);
+}
+
 Test(anomaly_rules, insufficient_data_and_bad_config)
 {
     struct toy t;
@@ -189,6 +220,19 @@ struct demo {
     size_t na;
 };
 
+/* The demo seed: 42 (DEMO_DEFAULT_SEED, what the acceptance is stated on),
+ * or ENMS_DEMO_SEED to log the same figures for another seed (see
+ * docs/models-baseline-anomaly.md; only seed 42's figures are claimed by
+ * the assertions). */
+static uint64_t demo_seed(void)
+{
+    const char *v = getenv("ENMS_DEMO_SEED");
+    char *end = NULL;
+    unsigned long long s = v && *v ? strtoull(v, &end, 10) : DEMO_DEFAULT_SEED;
+    cr_assert(!v || !*v || (*end == '\0' && s <= DEMO_SEED_MAX), "bad ENMS_DEMO_SEED %s", v);
+    return (uint64_t)s;
+}
+
 static void demo_load(struct demo *d, size_t machine, size_t hours)
 {
     const struct demo_machine *m = &demo_machines[machine];
@@ -196,8 +240,8 @@ static void demo_load(struct demo *d, size_t machine, size_t hours)
     struct demo_anomaly a[DEMO_MAX_ANOMALIES];
     char err[256];
     cr_assert_not_null(r);
-    cr_assert_eq(demo_generate(machine, DEMO_DEFAULT_SEED, END_2026, hours, r, a,
-                               DEMO_MAX_ANOMALIES, &d->na, err, sizeof err),
+    cr_assert_eq(demo_generate(machine, demo_seed(), END_2026, hours, r, a, DEMO_MAX_ANOMALIES,
+                               &d->na, err, sizeof err),
                  0);
     d->ts = malloc(hours * sizeof *d->ts);
     d->energy = malloc(hours * sizeof *d->energy);
@@ -235,19 +279,20 @@ static void demo_free(struct demo *d)
     free(d->labels);
 }
 
-/* Acceptance: F1 >= 0.8 for the default detector, pooled over the hours of
- * all 8 machines (40 labelled anomalies, about 480 anomalous hours). Pooled,
- * because one machine's year holds only five anomalies, one of them a
- * level shift of 24-72 hours that dominates its hour count, so a single
- * misjudged start of one shift moves that machine's F1 by 0.2; the pooled
- * figure is the detector's quality, and no machine may fall below 0.7
- * (each machine's figure is logged). */
+/* Acceptance (issue 4): F1 >= 0.8 for the default detector on every
+ * machine's injected anomalies (seed 42, the year 2025, 5 anomalies per
+ * machine), and pooled over all 8. One machine's year holds one level
+ * shift of 24-72 hours that dominates its hour count, so how the CUSUM
+ * dates a shift's start decides that machine's figure (HVAC-Main: 0.764
+ * before the change point was sized to the shift, 0.926 after). Figures
+ * for other seeds: docs/models-baseline-anomaly.md. */
 Test(anomaly_demo, default_detector_f1_on_injected_anomalies, .timeout = 120)
 {
     size_t tp[ANOMALY_DETECTORS] = {0}, fp[ANOMALY_DETECTORS] = {0}, fn[ANOMALY_DETECTORS] = {0};
     size_t dtp = 0, dfp = 0, dfn = 0;
     struct anomaly_config cfg;
     anomaly_config_default(&cfg);
+    cr_log_info("seed %llu", (unsigned long long)demo_seed());
     for (size_t i = 0; i < DEMO_MACHINE_COUNT; i++) {
         struct demo d;
         struct anomaly_result r;
@@ -271,7 +316,7 @@ Test(anomaly_demo, default_detector_f1_on_injected_anomalies, .timeout = 120)
                     demo_machines[i].name, r.eval[0].f1, r.eval[0].precision, r.eval[0].recall,
                     r.eval[1].f1, r.eval[1].precision, r.eval[1].recall, r.eval[1].rate,
                     r.model.default_detector == ANOMALY_RESIDUAL ? "residual" : "forest");
-        cr_expect_geq(e->f1, 0.7, "%s: default detector F1 %.3f", demo_machines[i].name, e->f1);
+        cr_expect_geq(e->f1, 0.8, "%s: default detector F1 %.3f", demo_machines[i].name, e->f1);
         anomaly_result_free(&r);
         demo_free(&d);
     }

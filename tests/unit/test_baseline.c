@@ -5,9 +5,10 @@
  * Two kinds of truth: the OLS reference values of models.md (gretl-data's
  * San Diego electricity data, fixture tests/data/ramanathan_data9-3.csv),
  * and the demo generator's known coefficients (ctl/demo_data.c, seed 42, the
- * year 2025). How far the daily baseline recovers the generator, and why
- * one weak cooling term and one spurious heating term remain, is explained
- * in docs/models-baseline-anomaly.md. */
+ * year 2025). Every daily coefficient must come within 5 % and every
+ * balance point within 1 degC of the truth, with no term the generator
+ * lacks (issue 4, acceptance 2); how other seeds fare, and why, is in
+ * docs/models-baseline-anomaly.md. */
 #include <criterion/criterion.h>
 
 #include <math.h>
@@ -126,6 +127,19 @@ Test(baseline_reference, ols_rejects_bad_designs)
 
 /* ---- demo data ------------------------------------------------------------ */
 
+/* The demo seed: 42 (DEMO_DEFAULT_SEED, what the acceptance is stated on),
+ * or ENMS_DEMO_SEED to log the same figures for another seed (see
+ * docs/models-baseline-anomaly.md; only seed 42's figures are claimed by
+ * the assertions). */
+static uint64_t demo_seed(void)
+{
+    const char *v = getenv("ENMS_DEMO_SEED");
+    char *end = NULL;
+    unsigned long long s = v && *v ? strtoull(v, &end, 10) : DEMO_DEFAULT_SEED;
+    cr_assert(!v || !*v || (*end == '\0' && s <= DEMO_SEED_MAX), "bad ENMS_DEMO_SEED %s", v);
+    return (uint64_t)s;
+}
+
 /* One machine's year as a series, with the labelled anomaly hours skipped
  * (a baseline is fitted on normal operation; the labels are what an energy
  * manager would exclude). Arrays owned by the struct. */
@@ -144,8 +158,8 @@ static void demo_series_load(struct demo_series *d, size_t machine, size_t hours
     struct demo_reading *r = calloc(hours, sizeof *r);
     char err[256];
     cr_assert_not_null(r);
-    cr_assert_eq(demo_generate(machine, DEMO_DEFAULT_SEED, END_2026, hours, r, d->a,
-                               DEMO_MAX_ANOMALIES, &d->na, err, sizeof err),
+    cr_assert_eq(demo_generate(machine, demo_seed(), END_2026, hours, r, d->a, DEMO_MAX_ANOMALIES,
+                               &d->na, err, sizeof err),
                  0, "%s", err);
     d->ts = malloc(hours * sizeof *d->ts);
     d->energy = malloc(hours * sizeof *d->energy);
@@ -181,32 +195,6 @@ static void demo_series_free(struct demo_series *d)
     free(d->skip);
 }
 
-/* What the test demands of each machine's cooling term, decided from the
- * data and explained in docs/models-baseline-anomaly.md ("Recovering the
- * demo truth"). Everything else (production, heating, intercept) is held to
- * 5 % and 1 degC on the daily model for every machine. */
-enum cooling_check {
-    COOL_NONE,     /* the machine has no cooling term */
-    COOL_DAILY,    /* daily: 5 % and 1 degC */
-    COOL_DAILY_SE, /* daily: 1 degC, coefficient within 4 standard errors
-                      (its standard error is over 5 %: 5 % is 1 SE) */
-};
-static const enum cooling_check cooling_checks[DEMO_MACHINE_COUNT] = {
-    COOL_DAILY,    /* Compressor-1 */
-    COOL_DAILY,    /* HVAC-Main */
-    COOL_NONE,     /* Conveyor-A */
-    COOL_DAILY,    /* Hydraulic-Pump-1 */
-    COOL_DAILY,    /* Injection-Molding-1 */
-    COOL_DAILY_SE, /* Compressor-EU-1: Stuttgart summers barely pass 18 degC */
-    COOL_DAILY,    /* HVAC-EU-North */
-    COOL_NONE,     /* Boiler-1 */
-};
-/* Hydraulic-Pump-1 (seed 42) gets a small heating term the generator does
- * not have (t = 2.2, at the edge of CalTRACK's p < 0.1): tolerated only
- * while it stays that weak. */
-#define SPURIOUS_HEAT_MACHINE 3
-#define SPURIOUS_HEAT_MAX_T   3.0
-
 static void fit_demo(struct demo_series *d, enum baseline_granularity g, struct baseline_result *r)
 {
     struct baseline_config cfg;
@@ -215,14 +203,16 @@ static void fit_demo(struct demo_series *d, enum baseline_granularity g, struct 
     cr_assert_eq(baseline_fit(&d->s, &cfg, NULL, r, err, sizeof err), 0, "%s", err);
 }
 
+/* Acceptance 2 of issue 4: a coefficient within 5 % of the truth and its
+ * balance point (when it has one) within 1 degC. */
 static void check_term(const char *machine, const char *what, int present,
                        const struct baseline_term *t, double balance, double truth,
-                       double truth_balance, double k_se)
+                       double truth_balance)
 {
     cr_expect(present, "%s: %s term missing", machine, what);
     if (!present)
         return;
-    double tol = k_se > 0 ? k_se * t->se : 0.05 * truth;
+    double tol = 0.05 * truth;
     cr_expect(fabs(t->value - truth) <= tol, "%s %s: %.4f vs truth %.4f (%.1f%%, allowed %.4f)",
               machine, what, t->value, truth, 100 * (t->value / truth - 1), tol);
     if (!isnan(truth_balance))
@@ -232,6 +222,7 @@ static void check_term(const char *machine, const char *what, int present,
 
 Test(baseline_demo, daily_recovers_truth_seed_42, .timeout = 120)
 {
+    cr_log_info("seed %llu", (unsigned long long)demo_seed());
     for (size_t i = 0; i < DEMO_MACHINE_COUNT; i++) {
         const struct demo_machine *m = &demo_machines[i];
         struct demo_series d;
@@ -250,38 +241,21 @@ Test(baseline_demo, daily_recovers_truth_seed_42, .timeout = 120)
         double intercept = 24 * m->base_kwh;
         for (int h = 0; h < 24; h++)
             intercept += m->hour_kwh[h];
-        check_term(m->name, "intercept", 1, &b->intercept, NAN, intercept, NAN, 0);
+        check_term(m->name, "intercept", 1, &b->intercept, NAN, intercept, NAN);
         cr_expect(b->has_weekday, "%s: weekday indicators dropped", m->name);
         cr_expect_eq(b->has_production, m->has_production, "%s production", m->name);
         if (m->has_production)
             check_term(m->name, "production", b->has_production, &b->production, NAN,
-                       m->kwh_per_unit, NAN, 0);
-        if (i == SPURIOUS_HEAT_MACHINE && b->has_heating) {
-            cr_log_info("%s spurious heating %.3f +- %.3f @ %.1f", m->name, b->heating.value,
-                        b->heating.se, b->heat_balance_c);
-            cr_expect_lt(b->heating.value / b->heating.se, SPURIOUS_HEAT_MAX_T,
-                         "%s: the spurious heating term is no longer weak", m->name);
-        } else {
-            cr_expect_eq(b->has_heating, m->heat_kwh_per_dh != 0, "%s heating", m->name);
-        }
+                       m->kwh_per_unit, NAN);
+        /* No term the generator does not have (BIC guards the entry). */
+        cr_expect_eq(b->has_heating, m->heat_kwh_per_dh != 0, "%s heating", m->name);
         if (m->heat_kwh_per_dh != 0)
             check_term(m->name, "heating", b->has_heating, &b->heating, b->heat_balance_c,
-                       24 * m->heat_kwh_per_dh, m->heat_balance_c, 0);
+                       24 * m->heat_kwh_per_dh, m->heat_balance_c);
         cr_expect_eq(b->has_cooling, m->cool_kwh_per_dh != 0, "%s cooling", m->name);
-        switch (cooling_checks[i]) {
-        case COOL_DAILY:
+        if (m->cool_kwh_per_dh != 0)
             check_term(m->name, "cooling", b->has_cooling, &b->cooling, b->cool_balance_c,
-                       24 * m->cool_kwh_per_dh, m->cool_balance_c, 0);
-            break;
-        case COOL_DAILY_SE:
-            cr_expect_gt(b->cooling.se / b->cooling.value, 0.05,
-                         "%s: the exception is only for a term whose SE exceeds 5%%", m->name);
-            check_term(m->name, "cooling", b->has_cooling, &b->cooling, b->cool_balance_c,
-                       24 * m->cool_kwh_per_dh, m->cool_balance_c, 4.0);
-            break;
-        case COOL_NONE:
-            break;
-        }
+                       24 * m->cool_kwh_per_dh, m->cool_balance_c);
         /* Guideline 14: the demo baselines meet the daily limits, on the fit
          * and on the holdout. */
         cr_expect(r.fit.meets_limits, "%s misses the limits", m->name);
@@ -290,9 +264,16 @@ Test(baseline_demo, daily_recovers_truth_seed_42, .timeout = 120)
         /* OLS with an intercept has NMBE 0 in sample; a GLS fit (AR(1)
          * errors, when the residuals are autocorrelated) only nearly. */
         cr_expect(fabs(r.fit.nmbe) < 0.1, "%s in-sample NMBE %.3g", m->name, r.fit.nmbe);
-        cr_log_info("%s: cooling %.3f +- %.3f @ %.1f, heating %.3f @ %.1f, NMBE %.2g", m->name,
-                    b->cooling.value, b->cooling.se, b->cool_balance_c, b->heating.value,
-                    b->heat_balance_c, r.fit.nmbe);
+        cr_log_info(
+            "%s: cooling %.3f +- %.3f @ %.1f (%+.1f%% of the truth), heating %.3f @ %.1f "
+            "(%+.1f%%), NMBE %.2g",
+            m->name, b->cooling.value, b->cooling.se, b->cool_balance_c,
+            m->cool_kwh_per_dh != 0 ? 100 * (b->cooling.value / (24 * m->cool_kwh_per_dh) - 1)
+                                    : 0.0,
+            b->heating.value, b->heat_balance_c,
+            m->heat_kwh_per_dh != 0 ? 100 * (b->heating.value / (24 * m->heat_kwh_per_dh) - 1)
+                                    : 0.0,
+            r.fit.nmbe);
         demo_series_free(&d);
     }
 }

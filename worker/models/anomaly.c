@@ -180,6 +180,76 @@ static void raise_range(struct anomaly_flags *f, size_t from, size_t to, unsigne
             f->severity[j] = sev;
 }
 
+/* The CUSUM's input for hour i: z clipped to the critical limit (a lone
+ * spike must not start a shift) and divided by the long-run factor lr; NAN
+ * when the hour has no score. */
+static double cusum_input(const struct anomaly_model *m, const struct series *s, const double *e,
+                          const struct anomaly_flags *f, size_t i, double lr)
+{
+    if (isnan(f->score[i]))
+        return NAN;
+    double z = (s->energy[i] - e[i] - m->residual_median) / m->residual_scale;
+    if (fabs(z) >= m->z_critical)
+        z = z > 0 ? m->z_critical : -m->z_critical;
+    return z / lr;
+}
+
+/* Where did the shift behind a CUSUM alarm at hour `alarm` start? The
+ * excursion began at `from` (the hour after the sum last stood at zero),
+ * but that is the change point only for a shift of exactly 2k: hours that
+ * drift a little above k before a large shift start the excursion early
+ * and would be flagged with it. The generalised likelihood ratio for a
+ * mean shift of unknown size starting at hour c and lasting to `alarm` is
+ * S(c)^2 / L(c), S the sum of the (sign-adjusted) inputs over c..alarm and
+ * L their number; its maximiser is the change-point estimate sized to the
+ * detected shift: an hour joins the shift only when it is above about half
+ * the shift's mean (Hinkley 1971; Basseville & Nikiforov 1993, ch. 2).
+ * sign: +1 for the upper sum, -1 for the lower one. */
+static size_t cusum_change_point(const struct anomaly_model *m, const struct series *s,
+                                 const double *e, const struct anomaly_flags *f, size_t from,
+                                 size_t alarm, double lr, double sign)
+{
+    double sum = 0, best = -1;
+    size_t len = 0, at = from;
+    for (size_t c = alarm + 1; c-- > from;) {
+        double z = cusum_input(m, s, e, f, c, lr);
+        if (isnan(z))
+            continue;
+        sum += sign * z;
+        len++;
+        double g = sum > 0 ? sum * sum / (double)len : 0;
+        if (g >= best) {
+            best = g;
+            at = c;
+        }
+    }
+    return at;
+}
+
+/* One side of the two-sided CUSUM. An episode is a run of alarms whose
+ * sum has not returned to zero in between: one shift. */
+struct cusum_side {
+    double sign; /* +1 upper sum, -1 lower sum */
+    double sum;
+    size_t start; /* the hour after the sum last stood at zero */
+    int episode;  /* an episode is open */
+    size_t from;  /* its first excursion's start */
+    size_t first; /* its first alarm */
+    size_t to;    /* its last alarm */
+};
+
+/* Closes side c's episode: flags it from the change point sized to the
+ * whole episode's shift to its last alarm. The first alarm is evidence
+ * that the shift had begun by then, so the change point is never later. */
+static void cusum_episode_end(const struct anomaly_model *m, const struct series *s,
+                              const double *e, struct anomaly_flags *f, struct cusum_side *c,
+                              double lr)
+{
+    size_t at = cusum_change_point(m, s, e, f, c->from, c->to, lr, c->sign);
+    raise_range(f, at < c->first ? at : c->first, c->to, ANOMALY_WARNING);
+    c->episode = 0;
+}
+
 /* Residual monitoring over the hours of s given expected values e. */
 static void residual_detect(const struct anomaly_model *m, const struct series *s, const double *e,
                             struct anomaly_flags *out)
@@ -194,12 +264,17 @@ static void residual_detect(const struct anomaly_model *m, const struct series *
                            : fabs(z) >= m->z_warning  ? ANOMALY_WARNING
                                                       : ANOMALY_NONE;
     }
-    /* Two-sided CUSUM (Page 1954) on the standardised residuals. An alarm
-     * flags the excursion that caused it, from the hour after the sum last
-     * stood at zero (the estimated start of the shift) to the alarm, and the
-     * sum restarts, so a shift that persists keeps alarming and its hours
-     * are flagged in runs; hours that are already beyond the z limits are
-     * not fed to the sum, so a spike alone does not trigger it. */
+    /* Two-sided CUSUM (Page 1954) on the standardised residuals. After an
+     * alarm the sum restarts, so a shift that persists keeps alarming; the
+     * alarms until the sum next returns to zero are one episode (one
+     * shift). The episode is flagged from its change point to its last
+     * alarm. The change point is not simply where the sum last stood at
+     * zero - that is right only for a shift of exactly 2k, and a stretch of
+     * noise a little above k before a large shift would be flagged with it
+     * (29 hours before HVAC-Main's shift on seed 42) - but the likelihood
+     * estimate for a shift of the size the episode shows
+     * (cusum_change_point). Values beyond the critical z enter clipped, so
+     * a spike alone does not trigger it. */
     /* Residuals of an hourly model are autocorrelated (weather, process
      * inertia); a CUSUM fed with them would alarm far more often than its
      * design says. Dividing z by the long-run standard deviation factor
@@ -207,30 +282,32 @@ static void residual_detect(const struct anomaly_model *m, const struct series *
      * sums of independent ones, so k and h keep their usual meaning. */
     double rho = fmin(fmax(m->residual_rho, 0.0), 0.95);
     double lr = sqrt((1 + rho) / (1 - rho));
-    double up = 0, down = 0;
-    size_t up_start = 0, down_start = 0;
+    struct cusum_side side[2] = {{.sign = 1.0}, {.sign = -1.0}};
     for (size_t i = 0; i < s->n; i++) {
-        if (isnan(out->score[i]))
+        double z = cusum_input(m, s, e, out, i, lr);
+        if (isnan(z))
             continue;
-        double z = (s->energy[i] - e[i] - m->residual_median) / m->residual_scale;
-        if (fabs(z) >= m->z_critical)
-            z = z > 0 ? m->z_critical : -m->z_critical;
-        z /= lr;
-        if (up == 0)
-            up_start = i;
-        if (down == 0)
-            down_start = i;
-        up = fmax(0.0, up + z - m->cusum_k);
-        down = fmax(0.0, down - z - m->cusum_k);
-        if (up > m->cusum_h) {
-            raise_range(out, up_start, i, ANOMALY_WARNING);
-            up = 0;
-        }
-        if (down > m->cusum_h) {
-            raise_range(out, down_start, i, ANOMALY_WARNING);
-            down = 0;
+        for (int k = 0; k < 2; k++) {
+            struct cusum_side *c = &side[k];
+            if (c->sum == 0)
+                c->start = i;
+            c->sum = fmax(0.0, c->sum + c->sign * z - m->cusum_k);
+            if (c->sum > m->cusum_h) {
+                if (!c->episode) {
+                    c->episode = 1;
+                    c->from = c->start;
+                    c->first = i;
+                }
+                c->to = i;
+                c->sum = 0;
+            } else if (c->sum == 0 && c->episode) {
+                cusum_episode_end(m, s, e, out, c, lr);
+            }
         }
     }
+    for (int k = 0; k < 2; k++)
+        if (side[k].episode)
+            cusum_episode_end(m, s, e, out, &side[k], lr);
     /* Stuck meter: the same reading stuck_hours or more times in a row. The
      * first of the equal readings is the last good one, so the repeats are
      * flagged. A run of zeros is a machine that is off, not a fault. */
