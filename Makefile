@@ -34,7 +34,8 @@ LIB_SRC := $(COMMON_SRC) $(filter-out api/main.c,$(API_SRC)) \
 
 BINS := $(BUILD)/bin/enms-api $(BUILD)/bin/enms-worker $(BUILD)/bin/enmsctl
 
-.PHONY: all build unit deps test run up down lint format asan fuzz fuzz-build bench clean help
+.PHONY: all build unit deps test run up down lint format asan fuzz fuzz-build bench clean help \
+        chaos chaos-short
 .DEFAULT_GOAL := build
 
 help:
@@ -117,6 +118,20 @@ fuzz: $(FUZZ_BINS)
 bench: build
 	@bash bench/seed_import.sh
 	@bash bench/arima_bench.sh --quick
+
+# The chaos run of issue 8 (tests/chaos/chaos.py): jobs, 4 workers and a
+# kill -9 every few seconds against a throwaway PostgreSQL and Redis;
+# docs/reliability.md has the figures. chaos-short is the variant the suite runs.
+CHAOS_REPORT ?= $(BUILD)/chaos-report
+chaos: build
+	@ENMS_CHAOS_COMMAND="make chaos" bash tests/chaos/run_chaos.sh $(BUILD) --jobs 1000 \
+		--kills 50 --kill-interval 2-3 --workers 4 --report $(CHAOS_REPORT).md \
+		--report $(CHAOS_REPORT).json
+
+chaos-short: build
+	@ENMS_CHAOS_COMMAND="make chaos-short" bash tests/chaos/run_chaos.sh $(BUILD) --jobs 200 \
+		--kills 20 --kill-interval 0.8-1.2 --workers 4 --report $(CHAOS_REPORT)-short.md \
+		--report $(CHAOS_REPORT)-short.json
 
 deps:
 	@bash scripts/deps.sh

@@ -41,6 +41,8 @@ const struct config_var config_vars[] = {
     {"ENMS_HEARTBEAT_INTERVAL_S", "3", "worker heartbeat period (1-60)"},
     {"ENMS_HEARTBEAT_TTL_S", "12", "a worker silent this long is dead (2-600, > interval)"},
     {"ENMS_MAX_ATTEMPTS", "3", "attempts before a job is dead-lettered (1-20)"},
+    {"ENMS_STUCK_PROGRESS_S", "900",
+     "a running job whose progress has not moved this long is re-queued (0 off, 2-86400)"},
     {"ENMS_SHUTDOWN_GRACE_S", "30", "time a stopping worker gives its job (0-3600)"},
     {"ENMS_WORKER_ID", "<host>-<pid>", "worker identity in Redis ([A-Za-z0-9._-], 1-100)"},
     {"ENMS_WORKER_HOST", "<hostname>", "host name a worker reports ([A-Za-z0-9._-], 1-63)"},
@@ -217,6 +219,7 @@ static void config_defaults(struct enms_config *cfg)
     cfg->heartbeat_interval_s = 3;
     cfg->heartbeat_ttl_s = 12;
     cfg->max_attempts = 3;
+    cfg->stuck_progress_s = 900;
     cfg->shutdown_grace_s = 30;
     cfg->housekeeping_interval_s = 2;
     cfg->redispatch_grace_s = 10;
@@ -280,6 +283,7 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     INT("ENMS_HEARTBEAT_INTERVAL_S", heartbeat_interval_s, 3, 1, 60);
     INT("ENMS_HEARTBEAT_TTL_S", heartbeat_ttl_s, 12, 2, 600);
     INT("ENMS_MAX_ATTEMPTS", max_attempts, 3, 1, 20);
+    IVL("ENMS_STUCK_PROGRESS_S", stuck_progress_s, 900, 2, 86400);
     INT("ENMS_SHUTDOWN_GRACE_S", shutdown_grace_s, 30, 0, 3600);
     STR("ENMS_WORKER_ID", worker_id, "");
     STR("ENMS_WORKER_HOST", worker_host, "");

@@ -35,6 +35,7 @@ struct enms_config {
     int heartbeat_interval_s;        /* ENMS_HEARTBEAT_INTERVAL_S */
     int heartbeat_ttl_s;             /* ENMS_HEARTBEAT_TTL_S */
     int max_attempts;                /* ENMS_MAX_ATTEMPTS */
+    int stuck_progress_s;            /* ENMS_STUCK_PROGRESS_S: 0 = off */
     int shutdown_grace_s;            /* ENMS_SHUTDOWN_GRACE_S */
     char worker_id[128];             /* ENMS_WORKER_ID: default host-pid */
     char worker_host[64];            /* ENMS_WORKER_HOST: default gethostname(), sanitised */

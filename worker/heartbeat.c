@@ -1,6 +1,7 @@
 /* heartbeat.c - the watch over a training job (see heartbeat.h): cancel,
- * timeout and shutdown checks, lease and heartbeat renewal, throttled
- * progress. It only decides that a job must stop; runner.c settles it. */
+ * timeout and shutdown checks, lease and heartbeat renewal, the stuck-progress
+ * check, throttled progress. It only decides that a job must stop; runner.c
+ * settles it. */
 #include "heartbeat.h"
 #include "../common/error.h"
 #include "../common/log.h"
@@ -19,6 +20,9 @@ struct watch {
     long long published_ms;      /* last progress publication */
     unsigned long published_seq; /* run->seq at that publication */
     long long stop_seen_ms;      /* when the watch first saw the stop flag; 0 before */
+    int moved_percent;           /* progress as last seen to change ... */
+    char moved_stage[128];
+    long long moved_ms; /* ... and when (the start, before any report) */
 };
 
 /* Waits on the run's condition variable until the training thread is done
@@ -88,6 +92,38 @@ static void check_stops(struct watch *wt, long long now)
     }
 }
 
+/* Notes when the training's progress last moved: a new percentage or a new
+ * stage text ("probe: step 3/10", "fitting: tree 4/100"). A report that
+ * repeats the same values is not movement: a loop re-reporting one point
+ * is as stuck as silence. */
+static void track_progress(struct watch *wt, long long now)
+{
+    char stage[128];
+    int percent;
+    progress_snapshot(wt->run, &percent, stage, sizeof stage);
+    if (percent != wt->moved_percent || strcmp(stage, wt->moved_stage) != 0) {
+        wt->moved_percent = percent;
+        snprintf(wt->moved_stage, sizeof wt->moved_stage, "%s", stage);
+        wt->moved_ms = now;
+    }
+}
+
+/* Live but stuck: the lease was just renewed (so this attempt still holds
+ * the job and the process is not a thawed zombie), yet the progress has not
+ * moved for ENMS_STUCK_PROGRESS_S. Asked only right after a renewal, so a
+ * process that was frozen learns it lost the lease before it can blame its
+ * training for the time it spent frozen. */
+static void check_stuck(struct watch *wt, long long now)
+{
+    const struct enms_config *cfg = wt->run->w->cfg;
+    char why[256];
+    if (cfg->stuck_progress_s <= 0 || now - wt->moved_ms < cfg->stuck_progress_s * 1000LL)
+        return;
+    snprintf(why, sizeof why, "no progress for %d s (stuck at %d%%, %.100s)", cfg->stuck_progress_s,
+             wt->moved_percent, wt->moved_stage[0] ? wt->moved_stage : "no stage");
+    stop_with(wt->run, STOP_STUCK, why);
+}
+
 /* The periodic beat: lease, registry hash, PostgreSQL heartbeat. A lease
  * that cannot be renewed for a whole TTL is presumed lost: by then
  * housekeeping may have given the job to someone else. */
@@ -105,12 +141,14 @@ static void beat(struct watch *wt, long long now)
     if (runner_redis(w, err, sizeof err) == ENMS_OK) {
         int rc = lease_renew(w->redis, cfg->redis_prefix, id, cfg->worker_id, attempt,
                              cfg->heartbeat_ttl_s * 1000, err, sizeof err);
-        if (rc == ENMS_OK)
+        if (rc == ENMS_OK) {
             wt->lease_ok_ms = now;
-        else if (rc == ENMS_ECONFLICT)
+            check_stuck(wt, now);
+        } else if (rc == ENMS_ECONFLICT) {
             stop_with(run, STOP_LEASE_LOST, err);
-        else
+        } else {
             log_event(LOG_WARN, id, "cannot renew the lease: %s", err);
+        }
         const char *state = atomic_load(&w->shutdown) ? "stopping" : "busy";
         if (registry_announce(w->redis, &w->me, state, id, err, sizeof err) != ENMS_OK)
             log_event(LOG_WARN, id, "cannot renew the worker's registry hash: %s", err);
@@ -193,7 +231,9 @@ void heartbeat_watch(struct run *run)
         .run = run,
         .next_beat_ms = now + run->w->cfg->heartbeat_interval_s * 1000LL,
         .lease_ok_ms = now, /* runner.c took the lease just before */
+        .moved_ms = now,
     };
+    track_progress(&wt, now);
 
     while (!wait_done(run, HEARTBEAT_TICK_MS)) {
         now = runner_now_ms();
@@ -209,11 +249,17 @@ void heartbeat_watch(struct run *run)
             continue;
         }
         check_stops(&wt, now);
+        track_progress(&wt, now);
         if (now >= wt.next_beat_ms)
             beat(&wt, now);
-        publish_progress(&wt, now);
+        /* A thawed zombie learns in beat() that the job is another
+         * attempt's now; its stale progress must not overwrite theirs in
+         * the live hash. */
+        if (atomic_load(&run->reason) != STOP_LEASE_LOST)
+            publish_progress(&wt, now);
     }
     /* A job that ends within a tick still shows the stages it went through,
-     * before the runner announces the end. */
-    publish_entered_stages(run);
+     * before the runner announces the end (unless it is no longer ours). */
+    if (atomic_load(&run->reason) != STOP_LEASE_LOST)
+        publish_entered_stages(run);
 }

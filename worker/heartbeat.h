@@ -1,8 +1,9 @@
 /* heartbeat.h - the watch kept over a training job: the cancel flag and the
  * timeout every 250 ms, the shutdown grace, and every heartbeat interval the
- * lease, the worker's registry hash and the job's heartbeat in PostgreSQL;
- * progress goes to the live hash and the events channel at most four times
- * a second.
+ * lease, the worker's registry hash and the job's heartbeat in PostgreSQL,
+ * and (right after a renewal) whether the progress has stood still for
+ * ENMS_STUCK_PROGRESS_S (STOP_STUCK); progress goes to the live hash and
+ * the events channel at most four times a second.
  *
  * The watch runs on the worker's main thread with the main thread's own
  * connections (w->pg, w->redis); the training thread never touches them. It

@@ -679,6 +679,24 @@ static void settle_release(struct run *run, const char *reason)
     runner_publish(run, "training.requeued", "pending", NULL);
 }
 
+/* A job whose every attempt hung ends like one whose workers kept dying
+ * (housekeeping.c): a training_failed alert and the dead-letter list, where
+ * an operator finds it for enmsctl requeue. Logged, not returned: the
+ * record is already failed. */
+static void dead_letter_stuck(struct run *run, const char *msg)
+{
+    struct worker *w = run->w;
+    char err[512];
+    if (runner_pg(w, err, sizeof err) != ENMS_OK ||
+        jobs_alert_failed(w->pg, run->job.id, msg, err, sizeof err) != ENMS_OK)
+        log_event(LOG_ERROR, run->job.id, "could not record the alert: %s", err);
+    if (runner_redis(w, err, sizeof err) != ENMS_OK ||
+        dead_letter_push(w->redis, w->cfg->redis_prefix, run->job.id, err, sizeof err) != ENMS_OK)
+        log_event(LOG_ERROR, run->job.id, "failed but not dead-lettered: %s", err);
+    else
+        log_event(LOG_INFO, run->job.id, "dead-lettered: %s", msg);
+}
+
 /* Decides how the job ends from what the training thread returned (or did
  * not) and why it was stopped. A stop reason beats the training's own
  * answer, except that a result in hand is always offered to the
@@ -700,6 +718,16 @@ static enum outcome decide(struct run *run, int finished, char *msg, size_t msgl
         return OUT_RELEASE;
     case STOP_LEASE_LOST:
         return OUT_ABANDON;
+    case STOP_STUCK:
+        /* A hang is likely to come back, so each one uses up an attempt;
+         * the last one is failed and dead-lettered (settle). */
+        if (run->job.attempts < cfg->max_attempts) {
+            snprintf(msg, msglen, "no progress for %d s", cfg->stuck_progress_s);
+            return OUT_RELEASE;
+        }
+        snprintf(msg, msglen, "failed after %d attempt%s: no progress for %d s", run->job.attempts,
+                 run->job.attempts == 1 ? "" : "s", cfg->stuck_progress_s);
+        return OUT_FAIL;
     default:
         break;
     }
@@ -758,6 +786,8 @@ static void settle(struct run *run, int finished)
         log_event(LOG_INFO, id, "attempt %d failed: %s", attempt, msg);
         redis_settle(run, "failed", "training.failed", msg);
         count_outcome(run, WORKER_STATS_FAILED);
+        if (atomic_load(&run->reason) == STOP_STUCK)
+            dead_letter_stuck(run, msg);
         return;
     case OUT_CANCELLED:
         rc = final_write(run, write_cancelled, NULL, NULL, err, sizeof err);

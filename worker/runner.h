@@ -28,6 +28,7 @@ enum stop_reason {
     STOP_TIMEOUT,    /* ran for cfg->job_timeout_s */
     STOP_LEASE_LOST, /* lease gone or the attempt no longer holds the job */
     STOP_SHUTDOWN,   /* SIGTERM and the shutdown grace ran out */
+    STOP_STUCK,      /* progress did not move for cfg->stuck_progress_s (heartbeat.c) */
 };
 
 /* The worker process: configuration, identity, the main thread's

@@ -2,6 +2,7 @@
  * helpers and error formatting. Pure functions, no servers. */
 #include <criterion/criterion.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "../../common/config.h"
 #include "../../common/error.h"
@@ -31,7 +32,22 @@ Test(config, defaults_are_safe)
     cr_assert_eq(cfg.heartbeat_ttl_s, 12);
     cr_assert_str_eq(cfg.redis_prefix, "{enms}");
     cr_assert_str_eq(cfg.api_token, "");
+    cr_assert_eq(cfg.stuck_progress_s, 900);
     cr_assert(strlen(cfg.worker_id) > 0);
+}
+
+/* ENMS_STUCK_PROGRESS_S: 0 turns the check off; otherwise 2..86400. */
+Test(config, stuck_progress_limit_range)
+{
+    static const char *const ok[][2] = {{"0", "0"}, {"2", "2"}, {"86400", "86400"}};
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        const char *env[] = {"ENMS_STUCK_PROGRESS_S", ok[i][0], NULL};
+        struct enms_config cfg;
+        char err[256] = "";
+        cr_assert_eq(config_load_from(&cfg, lookup_pairs, env, err, sizeof err), ENMS_OK, "%s",
+                     err);
+        cr_assert_eq(cfg.stuck_progress_s, atoi(ok[i][1]));
+    }
 }
 
 Test(config, values_are_read)
@@ -66,6 +82,9 @@ Test(config, bad_values_name_the_variable)
         {"ENMS_HTTP_MAX_BODY", "10"},
         {"ENMS_PG_DSN", ""},
         {"ENMS_ALLOW_INSECURE", "yes"},
+        {"ENMS_STUCK_PROGRESS_S", "1"},
+        {"ENMS_STUCK_PROGRESS_S", "86401"},
+        {"ENMS_STUCK_PROGRESS_S", "-1"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const char *env[] = {cases[i][0], cases[i][1], NULL};
