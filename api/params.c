@@ -575,6 +575,22 @@ static int is_blank(const char *s, size_t len)
     return 1;
 }
 
+/* True when the JSON text holds the escape \u0000: cJSON decodes it to a NUL
+ * byte that ends the C string, so "a\u0000b" would silently read as "a".
+ * Backslashes only occur inside strings in valid JSON, and skipping the
+ * escaped character keeps an escaped backslash ("\\u0000") from matching. */
+int params_json_has_nul(const char *s, size_t len)
+{
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (s[i] != '\\')
+            continue;
+        if (s[i + 1] == 'u' && len - i >= 6 && memcmp(s + i + 2, "0000", 4) == 0)
+            return 1;
+        i++;
+    }
+    return 0;
+}
+
 int params_parse_json(struct params *p, const char *body, size_t len, char *err, size_t errlen)
 {
     char jerr[128];
@@ -584,6 +600,8 @@ int params_parse_json(struct params *p, const char *body, size_t len, char *err,
         return ENMS_OK;
     if (!params_utf8_valid(body, len))
         return enms_fail(err, errlen, ENMS_EINVAL, "body: not valid UTF-8 text");
+    if (params_json_has_nul(body, len))
+        return enms_fail(err, errlen, ENMS_EINVAL, "body: text must not contain NUL (\\u0000)");
     cJSON *root = json_parse(body, len, jerr, sizeof jerr);
     if (!root)
         return enms_fail(err, errlen, ENMS_EINVAL, "body: %s", jerr);

@@ -75,6 +75,11 @@ int params_parse_query(struct params *p, const char *qs, size_t len, char *err, 
 /* Reads a JSON object body of len bytes. Same returns as params_parse_query. */
 int params_parse_json(struct params *p, const char *body, size_t len, char *err, size_t errlen);
 
+/* True when JSON text s (len bytes) holds the escape \u0000, which cJSON
+ * decodes to a NUL that silently cuts the string short; params_parse_json
+ * refuses such bodies, and handlers that parse a body themselves call it. */
+int params_json_has_nul(const char *s, size_t len);
+
 /* Checks that every required field is present: 0 or ENMS_EINVAL naming the
  * first missing one ("<field>: required"). */
 int params_check_required(struct params *p, char *err, size_t errlen);

@@ -163,6 +163,11 @@ int route_ab_start(struct mg_connection *conn, void *cbdata)
     int rc = http_read_body(conn, cfg->http_max_body, &body, &bodylen);
     if (rc < 0)
         return -rc;
+    /* Checked before the rewrite, which would print a string cut at its NUL. */
+    if (body && params_json_has_nul(body, bodylen)) {
+        status = http_reply_error(conn, 400, "body: text must not contain NUL (\\u0000)");
+        goto done;
+    }
     if (body && !(rewritten = numbers_as_text(body, bodylen))) {
         status = http_reply_error(conn, 500, "out of memory");
         goto done;
