@@ -97,8 +97,16 @@ function renderRow(j) {
   return tr;
 }
 
+// A finished job's row only goes back to running on the word of a newer
+// answer: a poll that left before a cancel, or a progress event the worker
+// sent just before it saw the cancel flag, arrives late and must not undo it.
+function stale(tr, status) {
+  return tr.dataset.status && !ACTIVE.has(tr.dataset.status) && status === 'running';
+}
+
 function fillRow(tr, j, live) {
   const status = j.training_status;
+  tr._gen = (tr._gen || 0) + 1;
   tr.dataset.status = status;
   const pct = live && live.progress !== undefined ? live.progress : j.progress;
   const stage = live && live.stage ? live.stage : j.stage;
@@ -137,9 +145,11 @@ async function cancel(j) {
 async function refreshOne(id) {
   const tr = rows.get(id);
   if (!tr) return;
+  const gen = tr._gen;
   try {
     const j = await get(`/api/v1/jobs/${id}`);
-    if (rows.get(id) === tr) fillRow(tr, j, j.live);
+    // Drawn only when nothing redrew the row while the request was out.
+    if (rows.get(id) === tr && tr._gen === gen) fillRow(tr, j, j.live);
   } catch { /* keep the row as it is */ }
 }
 
@@ -152,6 +162,7 @@ export function onEvent(app, name, data) {
   if (!visible) return;
   const tr = rows.get(data.job_id);
   if (tr) {
+    if (stale(tr, data.status)) return;
     const j = Object.assign({}, tr._job, { training_status: data.status, progress: data.progress_pct, stage: data.stage,
       attempts: data.attempt ?? tr._job.attempts, error_message: data.error_message ?? tr._job.error_message });
     fillRow(tr, j, null);
