@@ -34,7 +34,7 @@ LIB_SRC := $(COMMON_SRC) $(filter-out api/main.c,$(API_SRC)) \
 
 BINS := $(BUILD)/bin/enms-api $(BUILD)/bin/enms-worker $(BUILD)/bin/enmsctl
 
-.PHONY: all build unit deps test run up down lint format asan fuzz fuzz-build bench clean help \
+.PHONY: all build unit deps test run up down lint format asan fuzz fuzz-build bench bench-quick bench-scale clean help \
         chaos chaos-short
 .DEFAULT_GOAL := build
 
@@ -115,9 +115,22 @@ fuzz: $(FUZZ_BINS)
 			build/fuzz/corpus-$$(basename $$f) tests/data || exit 1; \
 	done
 
+# Side-by-side benchmarks of issue 9 (bench/run.sh; docs/performance.md says
+# what each measures): a private durable PostgreSQL and Redis, then the figure
+# tables of docs/performance.md regenerated. bench-quick is the < 2 min smoke
+# variant, bench-scale the long 1,000-machine run. Benchmarks assert nothing.
 bench: build
-	@bash bench/seed_import.sh
-	@bash bench/arima_bench.sh --quick
+	@bash scripts/deps.sh --bench
+	@bash bench/run.sh --bin $(BUILD)/bin
+	@BENCH_BIN=$(BUILD)/bin bash bench/seed_import.sh
+
+bench-quick: build
+	@bash scripts/deps.sh --bench
+	@bash bench/run.sh --quick --bin $(BUILD)/bin
+
+bench-scale: build
+	@bash scripts/deps.sh --bench
+	@bash bench/scale.sh --bin $(BUILD)/bin
 
 # The chaos run of issue 8 (tests/chaos/chaos.py): jobs, 4 workers and a
 # kill -9 every few seconds against a throwaway PostgreSQL and Redis;

@@ -9,7 +9,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 source "$ROOT/scripts/servers.sh"
 REPEATS=${1:-5}
-BIN=$ROOT/build/bin
+BIN=${BENCH_BIN:-$ROOT/build/bin}  # make bench passes $(BUILD)/bin
 TMP=$(mktemp -d /tmp/enms-bench.XXXXXX)
 chmod 755 "$TMP"
 PG_PORT=$(free_port)

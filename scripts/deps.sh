@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # deps.sh - installs the Debian packages the project needs, when missing.
 #
+# `deps.sh --bench` adds what the benchmarks need.
 # Idempotent and quiet when everything is present. As root it runs apt-get;
 # otherwise it prints the command to run and fails, so nothing half-works.
 set -euo pipefail
@@ -21,7 +22,22 @@ PACKAGES=(
   gretl-data
   # operations checks: compose file validation, /metrics format, systemd units
   docker-compose prometheus systemd
+  # the load test the suite runs (tests/integration/test_load.py, make load)
+  wrk
 )
+
+# Benchmarks only (make bench runs `deps.sh --bench`): profilers, the durable
+# PostgreSQL's pg_stat_statements, and the stacks compared side by side
+# (python-rq, R auto.arima, a FastAPI + asyncpg trend endpoint; Node for
+# BullMQ, whose package comes from npm in bench/node). Not needed to build,
+# run or test, so CI does not install them.
+BENCH_PACKAGES=(
+  postgresql-contrib linux-perf valgrind python3-rq r-base-core r-cran-forecast
+  python3-fastapi python3-asyncpg python3-uvicorn python3-uvloop python3-httptools nodejs
+)
+if [[ "${1:-}" == "--bench" ]]; then
+  PACKAGES+=("${BENCH_PACKAGES[@]}")
+fi
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
