@@ -267,8 +267,8 @@ static void announce_cancel(struct mg_connection *conn, const char *job_id,
     snprintf(updated, sizeof updated, "%lld", (long long)time(NULL));
     const char *fields[] = {"status", "stage", "updated"};
     const char *values[] = {"cancelled", "cancelled", updated};
-    if (job_live_set(r, prefix, job_id, 3, fields, values, QUEUE_DONE_TTL_S, err, sizeof err) !=
-        ENMS_OK)
+    if (job_live_set(r, prefix, job_id, 3, fields, values, srv->cfg->job_done_ttl_s, err,
+                     sizeof err) != ENMS_OK)
         log_event(LOG_WARN, job_id, "live state not updated: %s", err);
     struct job_event ev = {.event = "training.cancelled",
                            .job_id = job_id,

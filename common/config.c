@@ -44,6 +44,8 @@ const struct config_var config_vars[] = {
     {"ENMS_STUCK_PROGRESS_S", "900",
      "a running job whose progress has not moved this long is re-queued (0 off, 2-86400)"},
     {"ENMS_SHUTDOWN_GRACE_S", "30", "time a stopping worker gives its job (0-3600)"},
+    {"ENMS_JOB_DONE_TTL_S", "3600",
+     "a finished job's live hash in Redis expires after this long (1-604800)"},
     {"ENMS_WORKER_ID", "<host>-<pid>", "worker identity in Redis ([A-Za-z0-9._-], 1-100)"},
     {"ENMS_WORKER_HOST", "<hostname>", "host name a worker reports ([A-Za-z0-9._-], 1-63)"},
     {"ENMS_ENABLE_PROBE", "0", "1 accepts model_type=probe test jobs"},
@@ -221,6 +223,7 @@ static void config_defaults(struct enms_config *cfg)
     cfg->max_attempts = 3;
     cfg->stuck_progress_s = 900;
     cfg->shutdown_grace_s = 30;
+    cfg->job_done_ttl_s = 3600;
     cfg->housekeeping_interval_s = 2;
     cfg->redispatch_grace_s = 10;
     cfg->sse_max_streams = 4;
@@ -285,6 +288,7 @@ int config_load_from(struct enms_config *cfg, const char *(*lookup)(const char *
     INT("ENMS_MAX_ATTEMPTS", max_attempts, 3, 1, 20);
     IVL("ENMS_STUCK_PROGRESS_S", stuck_progress_s, 900, 2, 86400);
     INT("ENMS_SHUTDOWN_GRACE_S", shutdown_grace_s, 30, 0, 3600);
+    INT("ENMS_JOB_DONE_TTL_S", job_done_ttl_s, 3600, 1, 604800);
     STR("ENMS_WORKER_ID", worker_id, "");
     STR("ENMS_WORKER_HOST", worker_host, "");
     INT("ENMS_ENABLE_PROBE", enable_probe, 0, 0, 1);

@@ -37,6 +37,7 @@ struct enms_config {
     int max_attempts;                /* ENMS_MAX_ATTEMPTS */
     int stuck_progress_s;            /* ENMS_STUCK_PROGRESS_S: 0 = off */
     int shutdown_grace_s;            /* ENMS_SHUTDOWN_GRACE_S */
+    int job_done_ttl_s;              /* ENMS_JOB_DONE_TTL_S: live hash TTL once final */
     char worker_id[128];             /* ENMS_WORKER_ID: default host-pid */
     char worker_host[64];            /* ENMS_WORKER_HOST: default gethostname(), sanitised */
     int enable_probe;                /* ENMS_ENABLE_PROBE: 1 accepts model_type=probe */

@@ -42,7 +42,7 @@ int job_facts_read(PGconn *pg, const char *job_id, struct job_facts *f, char *er
 }
 
 int job_announce(redisContext *redis, const char *prefix, const char *event, const char *job_id,
-                 const char *status, const char *stage, const struct job_facts *f, int finished,
+                 const char *status, const char *stage, const struct job_facts *f, int done_ttl_s,
                  char *err, size_t errlen)
 {
     char updated[24];
@@ -65,7 +65,7 @@ int job_announce(redisContext *redis, const char *prefix, const char *event, con
     const char *values[] = {status, stage, updated};
     live_rc =
         job_live_set(redis, prefix, job_id, 3, fields, values,
-                     finished ? QUEUE_DONE_TTL_S : QUEUE_JOB_TTL_S, live_err, sizeof live_err);
+                     done_ttl_s > 0 ? done_ttl_s : QUEUE_JOB_TTL_S, live_err, sizeof live_err);
     if (rc == ENMS_OK && live_rc != ENMS_OK)
         rc = enms_fail(err, errlen, live_rc, "%s", live_err);
     return rc;

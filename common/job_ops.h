@@ -28,11 +28,13 @@ struct job_facts {
 int job_facts_read(PGconn *pg, const char *job_id, struct job_facts *f, char *err, size_t errlen);
 
 /* Publishes event on <prefix>:events and mirrors status and stage into the
- * job's live hash (TTL of a finished job when finished). Returns ENMS_OK or
+ * job's live hash, which expires after done_ttl_s seconds (the caller's
+ * cfg->job_done_ttl_s) for a finished job, or after QUEUE_JOB_TTL_S when
+ * done_ttl_s is 0 (the job is not finished). Returns ENMS_OK or
  * ENMS_EREDIS with the first failure in err; callers treat a failure as a
  * warning because the record in PostgreSQL is already written. */
 int job_announce(redisContext *redis, const char *prefix, const char *event, const char *job_id,
-                 const char *status, const char *stage, const struct job_facts *f, int finished,
+                 const char *status, const char *stage, const struct job_facts *f, int done_ttl_s,
                  char *err, size_t errlen);
 
 /* Hands a job just created as pending to Redis: its live hash, the

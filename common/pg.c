@@ -45,10 +45,26 @@ PGconn *pg_connect(const char *dsn, int connect_timeout_ms, const char *app_name
     return conn;
 }
 
+/* A connection whose server went away while it sat idle (a restart, a
+ * terminated backend) still says CONNECTION_OK until a query fails on it,
+ * so every pooled connection would fail one request after a restart.
+ * Reading what waits on its socket notices first: libpq keeps the socket
+ * non-blocking, so this never waits. The first read takes the server's
+ * FATAL goodbye, the second meets the end of the stream and marks the
+ * connection bad; on a live idle connection both read nothing. */
+static int pg_still_open(PGconn *conn)
+{
+    for (int i = 0; i < 2; i++) {
+        if (!PQconsumeInput(conn))
+            return 0;
+    }
+    return PQstatus(conn) == CONNECTION_OK;
+}
+
 int pg_ensure(PGconn **conn, const char *dsn, int connect_timeout_ms, const char *app_name,
               char *err, size_t errlen)
 {
-    if (*conn && PQstatus(*conn) == CONNECTION_OK)
+    if (*conn && PQstatus(*conn) == CONNECTION_OK && pg_still_open(*conn))
         return ENMS_OK;
     if (*conn) {
         /* A broken connection is replaced rather than PQreset(), so the

@@ -15,7 +15,9 @@
 PGconn *pg_connect(const char *dsn, int connect_timeout_ms, const char *app_name, char *err,
                    size_t errlen);
 
-/* Makes *conn usable: connects when NULL, resets when the connection is bad.
+/* Makes *conn usable: connects when NULL, replaces it when it is bad or the
+ * server closed it meanwhile (checked without a round trip). Call it between
+ * statements, never inside a transaction the caller wants to keep.
  * Returns 0 or ENMS_EDB. *conn stays owned by the caller. */
 int pg_ensure(PGconn **conn, const char *dsn, int connect_timeout_ms, const char *app_name,
               char *err, size_t errlen);

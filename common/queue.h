@@ -32,11 +32,12 @@
 #include <stddef.h>
 #include <hiredis.h>
 
-#define QUEUE_KEY_MAX    320
-#define QUEUE_ID_LEN     36 /* canonical uuid text */
-#define QUEUE_DEFAULT    "default"
-#define QUEUE_JOB_TTL_S  (7 * 24 * 3600) /* live hash of an unfinished job */
-#define QUEUE_DONE_TTL_S 3600            /* live hash once the job finished */
+#define QUEUE_KEY_MAX 320
+#define QUEUE_ID_LEN  36 /* canonical uuid text */
+#define QUEUE_DEFAULT "default"
+/* Live hash of an unfinished job; a finished one expires after
+ * cfg->job_done_ttl_s (ENMS_JOB_DONE_TTL_S, default 1 h). */
+#define QUEUE_JOB_TTL_S (7 * 24 * 3600)
 
 /* Builds "<prefix>:<kind>" or "<prefix>:<kind>:<name>" (name may be NULL).
  * Returns 0 or ENMS_ETOOBIG. */

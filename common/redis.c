@@ -3,9 +3,12 @@
 #include "config.h"
 #include "error.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/types.h>
 
 /* Copies [start, start+len) into dst (size dstlen) with a NUL; 0 or -1 when
  * it does not fit. */
@@ -128,10 +131,22 @@ fail:
     return NULL;
 }
 
+/* An idle context whose server went away (a restart, a killed server)
+ * still has err == 0 until a command fails on it. Between commands nothing
+ * may wait on the socket of a context that is not subscribed: a peek that
+ * finds the end of the stream, an error, or stray bytes means the context
+ * is no longer usable. MSG_DONTWAIT: the check never blocks. */
+static int redis_still_open(const redisContext *ctx)
+{
+    char byte;
+    ssize_t n = recv(ctx->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+}
+
 int redis_ensure(redisContext **ctx, const struct redis_url *url, int connect_timeout_ms,
                  int io_timeout_ms, char *err, size_t errlen)
 {
-    if (*ctx && (*ctx)->err == 0)
+    if (*ctx && (*ctx)->err == 0 && redis_still_open(*ctx))
         return ENMS_OK;
     if (*ctx) {
         redisFree(*ctx);

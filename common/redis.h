@@ -27,7 +27,9 @@ redisContext *redis_connect(const struct redis_url *url, int connect_timeout_ms,
                             char *err, size_t errlen);
 
 /* Makes *ctx usable: connects when NULL, reconnects when it has an I/O error
- * (hiredis contexts are dead after one). Returns 0 or ENMS_EREDIS. */
+ * (hiredis contexts are dead after one) or the server closed it meanwhile
+ * (checked without a round trip). Not for a subscribed context, whose
+ * socket legitimately holds unread messages. Returns 0 or ENMS_EREDIS. */
 int redis_ensure(redisContext **ctx, const struct redis_url *url, int connect_timeout_ms,
                  int io_timeout_ms, char *err, size_t errlen);
 

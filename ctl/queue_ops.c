@@ -89,7 +89,7 @@ int ctl_cancel(const struct enms_config *cfg, int argc, char **argv)
         fprintf(stderr, "enmsctl cancel: warning: %s\n", rerr);
     }
     if (job_announce(conn.redis, cfg->redis_prefix, "training.cancelled", id, "cancelled",
-                     "cancelled", &facts, 1, rerr, sizeof rerr) != ENMS_OK)
+                     "cancelled", &facts, cfg->job_done_ttl_s, rerr, sizeof rerr) != ENMS_OK)
         fprintf(stderr, "enmsctl cancel: warning: %s\n", rerr);
 done:
     if (rc != ENMS_OK)

@@ -34,7 +34,7 @@
 #define HK_SCAN_ROUNDS   1000   /* SCAN calls per pass */
 #define HK_WORKER_ID_MAX 128    /* matches enms_config.worker_id */
 #define HK_SLICE_MS      100    /* the thread checks *stop this often */
-#define HK_BACKOFF_MAX_S 30
+#define HK_BACKOFF_MAX_S 5      /* cheap reconnects; recovery soon after a store returns */
 
 /* Everything one pass needs; the pass owns nothing in it. */
 struct hk {
@@ -291,7 +291,7 @@ static void live_update(struct hk *hk, const char *job_id, const char *status, c
     const char *values[] = {status, stage, updated, error_message};
     int nfields = error_message ? 4 : 3;
     if (job_live_set(hk->redis, hk->cfg->redis_prefix, job_id, nfields, fields, values,
-                     finished ? QUEUE_DONE_TTL_S : QUEUE_JOB_TTL_S, ebuf, sizeof ebuf) != 0)
+                     finished ? hk->cfg->job_done_ttl_s : QUEUE_JOB_TTL_S, ebuf, sizeof ebuf) != 0)
         log_event(LOG_WARN, job_id, "housekeeping: could not update the live hash: %s", ebuf);
 }
 

@@ -28,8 +28,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#define CLAIM_WAIT_S       1 /* BLMOVE timeout: how often an idle worker checks its stop flag */
-#define BACKOFF_MAX_S      30
+#define CLAIM_WAIT_S 1 /* BLMOVE timeout: how often an idle worker checks its stop flag */
+/* Reconnect attempts are one connect and a PING each; a low cap means a
+ * store that comes back is used again within seconds (30 s left an idle
+ * worker asleep for up to 30 s after a 30 s Redis outage). */
+#define BACKOFF_MAX_S      5
 #define RECONNECT_SLICE_MS 100
 
 struct signal_thread_args {
@@ -118,9 +121,11 @@ static void claim_loop(struct worker *w)
         }
         if (rc == ENMS_OK) {
             /* BLMOVE waits CLAIM_WAIT_S on the server: the client's read
-             * timeout must outlast it, whatever ENMS_IO_TIMEOUT_MS says. */
+             * timeout must outlast it, whatever ENMS_IO_TIMEOUT_MS says.
+             * (tv_usec must stay below one second, or setsockopt refuses
+             * the value and every claim fails.) */
             if (cfg->io_timeout_ms < CLAIM_WAIT_S * 1000 + 1000) {
-                struct timeval tv = {CLAIM_WAIT_S + 1, cfg->io_timeout_ms * 1000};
+                struct timeval tv = {CLAIM_WAIT_S + 1, 0};
                 redisSetTimeout(w->redis, tv);
             }
             rc = queue_claim(w->redis, cfg->redis_prefix, QUEUE_DEFAULT, cfg->worker_id,

@@ -627,7 +627,7 @@ static void redis_settle(struct run *run, const char *status, const char *event,
             queue_ack(w->redis, prefix, w->cfg->worker_id, id, err, sizeof err) != ENMS_OK)
             continue;
         if (status) {
-            live_set(run, status, error, QUEUE_DONE_TTL_S);
+            live_set(run, status, error, w->cfg->job_done_ttl_s);
             runner_publish(run, event, status, error);
         }
         return;
