@@ -153,17 +153,22 @@ int main(int argc, char **argv)
                              "yes",
                              "keep_alive_timeout_ms",
                              "5000",
+                             /* Headers and body leave in separate writes; with
+                              * Nagle's algorithm the body then waits for the
+                              * client's delayed ACK, 40 ms per keep-alive request. */
+                             "tcp_nodelay",
+                             "1",
                              "enable_directory_listing",
                              "no",
                              "additional_header",
                              SECURITY_HEADERS,
-                             "document_root",
+                             "document_root", /* last: leaving it out ends the list */
                              have_web ? cfg.web_root : NULL,
                              NULL};
     if (!have_web) {
         log_warn("dashboard folder \"%s\" not found: serving the API only (set ENMS_WEB_ROOT)",
                  cfg.web_root);
-        options[14] = NULL;
+        options[sizeof options / sizeof options[0] - 3] = NULL;
     }
     memset(&callbacks, 0, sizeof callbacks);
     callbacks.init_thread = on_thread_start;

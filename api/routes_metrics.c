@@ -14,6 +14,7 @@
 #include "server.h"
 #include "../common/error.h"
 #include "../common/json.h"
+#include "../common/json_rows.h"
 #include "../common/log.h"
 #include "../common/perf_record.h"
 #include "../common/pg.h"
@@ -305,19 +306,16 @@ static int default_metric(PGconn *pg, const char *const *window, const char *mod
     return ENMS_OK;
 }
 
-/* One evaluation as the trend lists it. The analysed metric's value
- * ("value") comes from its named column when it has one, else from the
- * metrics object under its name or alias. */
-#define TREND_ROW_JSON                                                                             \
-    "json_build_object('id', p.id, 'model_id', p.model_id, 'model_type', p.model_type, "           \
-    "'machine_id', p.machine_id, 'model_version', p.model_version, "                               \
-    "'evaluation_date', p.evaluation_date, 'evaluation_start', p.evaluation_start, "               \
-    "'evaluation_end', p.evaluation_end, 'r_squared', p.r_squared, 'rmse', p.rmse, "               \
-    "'mae', p.mae, 'mape', p.mape, 'precision_score', p.precision_score, "                         \
-    "'recall_score', p.recall_score, 'f1_score', p.f1_score, "                                     \
-    "'drift_detected', p.drift_detected, 'drift_score', p.drift_score, "                           \
-    "'sample_count', p.sample_count, 'data_completeness', p.data_completeness, "                   \
-    "'created_by', p.created_by, 'metrics', p.metrics, 'value', s.value)"
+/* One evaluation as the trend lists it: the columns are the keys of its
+ * JSON object (json_rows.c writes them), in this order, "value" last. The
+ * analysed metric's value comes from its named column when it has one, else
+ * from the metrics object under its name or alias. */
+#define TREND_ROW_COLUMNS                                                                          \
+    "s.id, s.model_id, s.model_type, s.machine_id, s.model_version, s.evaluation_date, "           \
+    "s.evaluation_start, s.evaluation_end, s.r_squared, s.rmse, s.mae, s.mape, "                   \
+    "s.precision_score, s.recall_score, s.f1_score, s.drift_detected, s.drift_score, "             \
+    "s.sample_count, s.data_completeness, s.created_by, s.metrics, s.value"
+#define TREND_ROW_NCOLS 22 /* the columns above; the time axis follows them */
 
 #define TREND_VALUE                                                                                \
     "COALESCE(CASE $5 WHEN 'r_squared' THEN p.r_squared WHEN 'rmse' THEN p.rmse "                  \
@@ -391,7 +389,8 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
     struct params p;
     char err[512], until[40], from[40], rows_max[16];
     PGresult *res = NULL;
-    cJSON *o = NULL, *list = NULL;
+    cJSON *o = NULL;
+    struct json_text rows = {0};
     double *x = NULL, *y = NULL;
     int status;
 
@@ -469,18 +468,17 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
     const char *qp[] = {machine_id, model_type, from, until, metric, alias_of(metric), rows_max};
     /* The time axis is the end of each evaluation's window (the time its
      * metrics describe), evaluation_date for rows without one. */
-    res = pg_exec(
-        pg, PGRES_TUPLES_OK,
-        "SELECT " TREND_ROW_JSON "::text, extract(epoch FROM s.t)::float8, s.value "
-        "FROM (SELECT p.id, COALESCE(p.evaluation_end, p.evaluation_date) AS t, " TREND_VALUE
-        " AS value FROM model_performance_metrics p "
-        "WHERE p.machine_id = $1::uuid AND p.model_type = $2 "
-        "AND COALESCE(p.evaluation_end, p.evaluation_date) > $3::timestamptz "
-        "AND COALESCE(p.evaluation_end, p.evaluation_date) <= $4::timestamptz "
-        "ORDER BY t DESC, p.created_at DESC, p.id LIMIT $7::int) s "
-        "JOIN model_performance_metrics p ON p.id = s.id "
-        "ORDER BY s.t, p.created_at, p.id",
-        7, qp, err, sizeof err);
+    res =
+        pg_exec(pg, PGRES_TUPLES_OK,
+                "SELECT " TREND_ROW_COLUMNS ", extract(epoch FROM s.t)::float8 AS t "
+                "FROM (SELECT p.*, COALESCE(p.evaluation_end, p.evaluation_date) AS t, " TREND_VALUE
+                " AS value FROM model_performance_metrics p "
+                "WHERE p.machine_id = $1::uuid AND p.model_type = $2 "
+                "AND COALESCE(p.evaluation_end, p.evaluation_date) > $3::timestamptz "
+                "AND COALESCE(p.evaluation_end, p.evaluation_date) <= $4::timestamptz "
+                "ORDER BY t DESC, p.created_at DESC, p.id LIMIT $7::int) s "
+                "ORDER BY s.t, s.created_at, s.id",
+                7, qp, err, sizeof err);
     if (!res) {
         status = http_reply_db_error(conn, pg, err);
         goto done;
@@ -494,24 +492,29 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
     }
     x = malloc(n * sizeof *x);
     y = malloc(n * sizeof *y);
-    list = cJSON_CreateArray();
-    if (!x || !y || !list) {
+    if (!x || !y) {
         status = http_reply_error(conn, 500, "out of memory");
         goto done;
     }
-    double t0 = strtod(PQgetvalue(res, 0, 1), NULL);
+    /* The rows are written as JSON text straight from the result (up to
+     * TREND_ROWS_MAX of them, each a few hundred bytes), not parsed into
+     * cJSON nodes and printed again: most of this endpoint's time went there. */
+    double t0 = strtod(PQgetvalue(res, 0, TREND_ROW_NCOLS), NULL);
+    json_text_raw(&rows, "[", 1);
     for (size_t i = 0; i < n; i++) {
-        cJSON *row = cJSON_Parse(PQgetvalue(res, (int)i, 0));
-        if (!row || !cJSON_AddItemToArray(list, row)) {
-            cJSON_Delete(row);
-            status = http_reply_error(conn, 500, "out of memory");
-            goto done;
-        }
-        x[i] = (strtod(PQgetvalue(res, (int)i, 1), NULL) - t0) / 86400.0;
-        y[i] = PQgetisnull(res, (int)i, 2) ? NAN : strtod(PQgetvalue(res, (int)i, 2), NULL);
+        if (i > 0)
+            json_text_raw(&rows, ",", 1);
+        json_text_pg_object(&rows, res, (int)i, TREND_ROW_NCOLS);
+        x[i] = (strtod(PQgetvalue(res, (int)i, TREND_ROW_NCOLS), NULL) - t0) / 86400.0;
+        y[i] = PQgetisnull(res, (int)i, TREND_ROW_NCOLS - 1)
+                   ? NAN
+                   : strtod(PQgetvalue(res, (int)i, TREND_ROW_NCOLS - 1), NULL);
     }
-    cJSON_AddItemToObject(o, "metrics", list);
-    list = NULL;
+    json_text_raw(&rows, "]", 1);
+    if (rows.failed || !cJSON_AddRawToObject(o, "metrics", rows.buf)) {
+        status = http_reply_error(conn, 500, "out of memory");
+        goto done;
+    }
     if (!cJSON_AddStringToObject(o, "metric", metric) ||
         !cJSON_AddBoolToObject(o, "lower_is_better", perf_metric_lower_is_better(metric) == 1) ||
         !cJSON_AddNumberToObject(o, "days", (double)days) ||
@@ -526,7 +529,7 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
 done:
     free(x);
     free(y);
-    cJSON_Delete(list);
+    free(rows.buf);
     cJSON_Delete(o);
     PQclear(res);
     params_free(&p);
