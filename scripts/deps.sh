@@ -12,6 +12,7 @@ PACKAGES=(
   libcivetweb-dev libhiredis-dev libpq-dev libcjson-dev libgsl-dev
   # tests and tooling
   libcriterion-dev clang-format cppcheck curl procps
+  jq  # the shell examples in docs/ (run by tests/integration/test_docs_examples.py)
   clang libclang-rt-14-dev
   python3-pytest python3-psycopg2 python3-redis python3-requests
   # the dashboard: its charting library, and the browser its tests drive

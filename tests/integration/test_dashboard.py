@@ -16,7 +16,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select
 
-from dashboard_util import NetLog, Stack, chromium_driver, screenshot, wait_until
+from dashboard_util import SHOTS, NetLog, Stack, chromium_driver, screenshot, wait_until
 from pipeline import trigger
 
 HVAC = "c0000000-0000-0000-0000-000000000002"
@@ -105,6 +105,18 @@ def click_button(drv, css, text, timeout=5):
         drv.find_element(By.CSS_SELECTOR, css).find_element(By.XPATH, f".//button[text()='{text}']").click()
         return True
     wait_until(attempt, timeout=timeout, step=0.05, what=f"click {text} in {css}")
+
+
+def element_screenshot(drv, xpath, name):
+    """Saves the element at xpath, scrolled into view, as docs/screenshots/<name>.png (the
+    user guide shows these parts of the page)."""
+    el = drv.find_element(By.XPATH, xpath)
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+    time.sleep(0.3)  # let the scroll and any chart redraw settle for the picture
+    path = os.path.join(SHOTS, f"{name}.png")
+    el.screenshot(path)
+    assert os.path.getsize(path) > 2_000
+    return path
 
 
 def db_job(stack, job_id):
@@ -286,6 +298,8 @@ def test_rollback_activates_the_older_version(stack, browser):
                          "AND is_active", (HVAC,))
     assert active == [(old_id,)]
     assert drv.find_element(By.ID, "stat-version").text == f"v{old_v}"
+    clear_toasts(drv)
+    element_screenshot(drv, "//h3[@id='h-versions']/..", "versions-rollback")
 
 
 def test_alert_acknowledge_and_resolve_change_the_alert_in_the_database(stack, browser):
@@ -301,6 +315,8 @@ def test_alert_acknowledge_and_resolve_change_the_alert_in_the_database(stack, b
     drv.find_element(By.ID, "refresh-btn").click()
     banner = lambda i: drv.find_element(By.CSS_SELECTOR, f'#alerts [data-alert-id="{ids[i]}"]')
     wait_until(lambda: banner(0) and banner(1), what="two alert banners")
+    clear_toasts(drv)
+    element_screenshot(drv, "//div[@id='alerts']", "alerts")
     click_button(drv, f'#alerts [data-alert-id="{ids[0]}"]', "Acknowledge")
     wait_toast(drv, "Alert Acknowledged")
     click_button(drv, f'#alerts [data-alert-id="{ids[1]}"]', "Resolve")
@@ -354,6 +370,8 @@ def test_every_page_loads_offline_with_charts_and_screenshots(stack, browser):
         time.sleep(0.4)  # let charts and tables settle for the picture
         path = screenshot(drv, page)
         assert os.path.getsize(path) > 10_000
+        if page == "performance":
+            element_screenshot(drv, "//h3[@id='h-trend']/../..", "performance-trend-drift")
     # The charting library is served locally and loaded.
     assert drv.execute_script("return typeof window.Chart") == "function"
     assert requests.get(f"{stack.base}/vendor/chart.min.js", timeout=5).status_code == 200
