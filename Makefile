@@ -132,6 +132,16 @@ bench-scale: build
 	@bash scripts/deps.sh --bench
 	@bash bench/scale.sh --bin $(BUILD)/bin
 
+# The load test of issue 8 (bench/load_test.sh, bench/load.py): LOAD_SECONDS
+# of mixed API traffic from wrk while two workers train the jobs it
+# triggers, against a throwaway PostgreSQL and Redis; docs/reliability.md
+# (Load) has the figures. The suite runs a short variant (test_load.py).
+LOAD_SECONDS ?= 60
+.PHONY: load
+load: build
+	@ENMS_LOAD_COMMAND="make load" bash bench/load_test.sh --bin $(BUILD)/bin \
+		--seconds $(LOAD_SECONDS) --report $(BUILD)/load-report
+
 # The chaos run of issue 8 (tests/chaos/chaos.py): jobs, 4 workers and a
 # kill -9 every few seconds against a throwaway PostgreSQL and Redis;
 # docs/reliability.md has the figures. chaos-short is the variant the suite runs.

@@ -34,6 +34,11 @@ static _Thread_local struct access_state access_current;
  * fits and the comparison always covers the same number of bytes. */
 #define TOKEN_BUF CONFIG_STR_MAX
 
+/* Longest request line path access_path_has_nul scans: civetweb's default
+ * max_request_size (16 KiB) holds the whole request head, so a longer span
+ * means the layout is not the one expected. */
+#define ACCESS_PATH_SCAN_MAX (64 * 1024)
+
 int access_token_equal(const char *expected, const char *given, size_t given_len)
 {
     unsigned char want[TOKEN_BUF], got[TOKEN_BUF];
@@ -126,6 +131,36 @@ static void access_request_id_make(char out[33])
         snprintf(out + 2 * i, 3, "%02x", r[i]);
 }
 
+int access_path_has_nul(const char *path, const char *end)
+{
+    if (!path || !end || end <= path || end - path > ACCESS_PATH_SCAN_MAX)
+        return 0;
+    size_t nuls = 0;
+    for (const char *p = path; p < end; p++)
+        nuls += *p == '\0';
+    return nuls >= 2;
+}
+
+/* Where the request line's path ended before civetweb decoded it: at the
+ * '?' it turned into the query string's NUL, or else before the NULs it
+ * wrote over the blanks ahead of "HTTP/". NULL when the layout is not the
+ * one expected (then no check is made). */
+static const char *access_raw_path_end(const struct mg_request_info *ri)
+{
+    const char *start = ri->request_uri;
+    if (!start)
+        return NULL;
+    if (ri->query_string)
+        return ri->query_string - 1;
+    if (!ri->http_version || ri->http_version - 5 <= start ||
+        strncmp(ri->http_version - 5, "HTTP/", 5) != 0)
+        return NULL;
+    const char *p = ri->http_version - 5;
+    while (p > start && p[-1] == '\0')
+        p--;
+    return p;
+}
+
 int access_begin_request(struct mg_connection *conn)
 {
     const struct api_server *srv = mg_get_user_data(mg_get_context(conn));
@@ -142,6 +177,14 @@ int access_begin_request(struct mg_connection *conn)
         access_request_id_make(id);
         log_set_request_id(id);
     }
+
+    /* civetweb decodes the path before this hook runs, and a %00 becomes a
+     * NUL that silently ends it: "/index.html%00.json" would be served as
+     * "/index.html" and "/%00/etc/passwd" as "/". No resource of ours has a
+     * NUL in its name, so such a path is refused outright, before the token
+     * check (it names nothing a token could open) and for every path. */
+    if (access_path_has_nul(ri->request_uri, access_raw_path_end(ri)))
+        return http_reply_error(conn, 400, "path: must not contain NUL (%%00)");
 
     if (!srv || !srv->cfg->api_token[0] || !access_path_protected(ri->local_uri))
         return 0;
