@@ -143,28 +143,15 @@ int main(int argc, char **argv)
     snprintf(timeout_ms, sizeof timeout_ms, "%d", cfg.http_timeout_ms);
     struct stat st;
     int have_web = cfg.web_root[0] && stat(cfg.web_root, &st) == 0 && S_ISDIR(st.st_mode);
-    const char *options[] = {"listening_ports",
-                             listen,
-                             "num_threads",
-                             threads,
-                             "request_timeout_ms",
-                             timeout_ms,
-                             "enable_keep_alive",
-                             "yes",
-                             "keep_alive_timeout_ms",
-                             "5000",
-                             /* Headers and body leave in separate writes; with
-                              * Nagle's algorithm the body then waits for the
-                              * client's delayed ACK, 40 ms per keep-alive request. */
-                             "tcp_nodelay",
-                             "1",
-                             "enable_directory_listing",
-                             "no",
-                             "additional_header",
-                             SECURITY_HEADERS,
-                             "document_root", /* last: leaving it out ends the list */
-                             have_web ? cfg.web_root : NULL,
-                             NULL};
+    const char *options[] = {
+        "listening_ports", listen, "num_threads", threads, "request_timeout_ms", timeout_ms,
+        "enable_keep_alive", "yes", "keep_alive_timeout_ms", "5000",
+        /* Headers and body leave in separate writes; with
+         * Nagle's algorithm the body then waits for the
+         * client's delayed ACK, 40 ms per keep-alive request. */
+        "tcp_nodelay", "1", "enable_directory_listing", "no", "additional_header", SECURITY_HEADERS,
+        "document_root", /* last: leaving it out ends the list */
+        have_web ? cfg.web_root : NULL, NULL};
     if (!have_web) {
         log_warn("dashboard folder \"%s\" not found: serving the API only (set ENMS_WEB_ROOT)",
                  cfg.web_root);
