@@ -391,8 +391,10 @@ def test_401_asks_for_the_token_once_and_sends_it_everywhere(stack, browser):
         wait_until(lambda: dialog.get_attribute("open") is None, what="token dialog closed")
         # The retried call worked: the machines are there, and the stream is live.
         wait_until(lambda: len(Select(drv.find_element(By.ID, "ab-machine")).options) == 8, what="8 machines")
+        # A stream attempt that failed while the token was asked for waits out
+        # its reconnect delay (3 s) first; on a loaded CI host that has taken > 10 s.
         wait_until(lambda: drv.find_element(By.ID, "live-status").get_attribute("data-state") == "live",
-                   what="event stream live")
+                   timeout=30, what="event stream live")
         assert drv.execute_script("return sessionStorage.getItem('enms_api_token')") == "s3cret-token"
         wait_until(lambda: any("/api/v1/events" in u for u, _, _ in fake.paused), what="stream request paused")
         seen = [(u.removeprefix(stack.base), auth(h), f) for u, h, f in fake.paused]
