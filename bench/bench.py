@@ -886,6 +886,52 @@ def section_profile(a):
 
 
 # ---------------------------------------------------------------- scale
+# The statements a training job sends for its readings (worker/train_models.c
+# load_data, worker/readings_load.c, the labels), with one machine's window
+# inlined as the worker binds it (PQexecParams plans each with its values).
+WINDOW_SQL = [
+    ("latest reading", "SELECT extract(epoch FROM max(ts))::bigint FROM energy_readings "
+     "WHERE machine_id = '{m}'::uuid"),
+    ("count of the window", "SELECT count(*) FROM energy_readings WHERE machine_id = '{m}'::uuid "
+     "AND ts >= to_timestamp({a}) AND ts < to_timestamp({b})"),
+    ("the window's rows (cursor)", "SELECT EXTRACT(EPOCH FROM ts)::int8, energy_kwh, "
+     "production_count, outdoor_temp_c FROM energy_readings WHERE machine_id = '{m}'::uuid "
+     "AND ts >= to_timestamp({a}) AND ts < to_timestamp({b}) ORDER BY ts"),
+    ("labelled anomalies", "SELECT extract(epoch FROM ts_start)::bigint, extract(epoch FROM "
+     "ts_end)::bigint FROM anomaly_labels WHERE machine_id = '{m}'::uuid AND is_anomaly AND "
+     "source IN ('injected', 'user') AND ts_end > to_timestamp({a}) AND ts_start < "
+     "to_timestamp({b}) ORDER BY ts_start"),
+]
+
+
+def explain_window(db, machine):
+    """EXPLAIN (ANALYZE, BUFFERS) of a training job's reading queries for one
+    machine: the top plan node, the index it reads and the execution time."""
+    out = []
+    with db.cursor() as c:
+        c.execute("SELECT extract(epoch FROM max(ts))::bigint FROM energy_readings "
+                  "WHERE machine_id = %s", (machine,))
+        b = c.fetchone()[0] + 3600
+        a = b - 365 * 86400
+        for name, sql in WINDOW_SQL:
+            c.execute("EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) " + sql.format(m=machine, a=a, b=b))
+            doc = c.fetchone()[0]
+            doc = doc[0] if isinstance(doc, list) else json.loads(doc)[0]
+            nodes, stack = [], [doc["Plan"]]
+            while stack:
+                n = stack.pop()
+                nodes.append(n)
+                stack.extend(n.get("Plans", []))
+            scans = ["%s on %s" % (n["Node Type"], n.get("Index Name") or n.get("Relation Name"))
+                     for n in nodes if "Scan" in n["Node Type"]]
+            out.append({"query": name, "top": doc["Plan"]["Node Type"], "scans": scans,
+                        "rows": nodes[-1].get("Actual Rows"),
+                        "buffers": doc["Plan"].get("Shared Hit Blocks", 0)
+                        + doc["Plan"].get("Shared Read Blocks", 0),
+                        "ms": doc.get("Execution Time")})
+    return out
+
+
 def section_scale(a):
     """M machines x one year hourly: seeding time, database size, then every
     machine's baseline and anomaly retrained by 2 workers, at 10, 100 and M
@@ -915,6 +961,7 @@ def section_scale(a):
         c.execute("SELECT id::text FROM machines ORDER BY (name LIKE 'scale-%%'), name")
         machines = [x[0] for x in c.fetchall()]
     res["clone_s"] = time.time() - t0
+    res["plans"] = explain_window(db, machines[-1])
     api, url = start_api()
     try:
         for k in sorted(set(x for x in (10, 100, m) if x <= m)):
@@ -970,6 +1017,13 @@ def section_scale(a):
     L.append("")
     L.append("Per-job median from %s to %s machines: %+.0f %% (the largest change of the two "
              "model types)." % (f"{first['machines']:,}", f"{last['machines']:,}", res["flatness"] * 100))
+    L += ["", "A training job's reading queries at %s machines (`EXPLAIN (ANALYZE, BUFFERS)`, the "
+          "last machine, a 365-day window):" % f"{m:,}", "",
+          "| query | plan | scans | rows | buffers | execution ms |", "|---|---|---|---|---|---|"]
+    for p in res["plans"]:
+        L.append("| %s | %s | %s | %s | %s | %.2f |" % (
+            p["query"], p["top"], "; ".join(p["scans"]) or "–", f"{p['rows']:,}",
+            f"{p['buffers']:,}", p["ms"] or 0))
     write_out("scale", "\n".join(L), res)
 
 

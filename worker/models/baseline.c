@@ -430,6 +430,69 @@ static int term_ok(double beta, double var, double n, double dof)
     return n * log1p(t * t / dof) > log(n);
 }
 
+/* Grid columns that householder_qt transforms together. */
+#define QT_BATCH 4
+
+/* The steps of one Householder reflection on column v (head v[j], tail
+ * v[j+1..n-1]) once its dot product d1 with the reflection's tail is known. */
+static void householder_apply(const double *restrict h, double t, size_t j, size_t n, double d1,
+                              double *restrict v)
+{
+    double d = v[j] + d1;
+    v[j] = v[j] - t * d;
+    double alpha = -t * d;
+    if (alpha == 0.0)
+        return;
+    for (size_t i = j + 1; i < n; i++)
+        v[i] += alpha * h[i];
+}
+
+/* cols[c] <- Q'cols[c] (c < ncols <= QT_BATCH, each n long) for the Q of a
+ * QR factorisation, given its Householder vectors hv (column j at hv + j *
+ * n; element j an implicit 1, the rows above it unused) and tau.
+ *
+ * This is gsl_linalg_QR_QTvec's arithmetic step for step - each dot
+ * product summed from 0 in row order, then v[j] - tau d and v[i] += alpha
+ * h[i], skipped when tau or alpha is 0 (gsl_linalg_householder_hv, gsl's
+ * ddot and daxpy) - so every column comes out bit for bit the same. What
+ * changes is speed: a dot product summed in order is one long chain of
+ * dependent additions, so four columns are summed side by side (four
+ * independent chains, each in the same order), and the Householder vectors
+ * are read contiguously instead of as strided columns of the row-major QR
+ * matrix. The balance point search applies Q' to ~80 columns per base and
+ * was most of a baseline job's time (docs/performance.md). */
+static void householder_qt(const double *hv, const double *tau, size_t n, size_t k,
+                           double *const *cols, size_t ncols)
+{
+    for (size_t j = 0; j < k && j < n; j++) {
+        double t = tau[j];
+        if (t == 0.0)
+            continue;
+        const double *h = hv + j * n;
+        if (ncols == QT_BATCH) {
+            const double *a = cols[0], *b = cols[1], *c = cols[2], *e = cols[3];
+            double da = 0.0, db = 0.0, dc = 0.0, de = 0.0;
+            for (size_t i = j + 1; i < n; i++) {
+                da += h[i] * a[i];
+                db += h[i] * b[i];
+                dc += h[i] * c[i];
+                de += h[i] * e[i];
+            }
+            householder_apply(h, t, j, n, da, cols[0]);
+            householder_apply(h, t, j, n, db, cols[1]);
+            householder_apply(h, t, j, n, dc, cols[2]);
+            householder_apply(h, t, j, n, de, cols[3]);
+            continue;
+        }
+        for (size_t c = 0; c < ncols; c++) {
+            double d1 = 0.0;
+            for (size_t i = j + 1; i < n; i++)
+                d1 += h[i] * cols[c][i];
+            householder_apply(h, t, j, n, d1, cols[c]);
+        }
+    }
+}
+
 /* Scores every degree-day model on one set of base columns (the layout's
  * intercept, indicators and production) with the Frisch-Waugh-Lovell
  * shortcut: after a QR factorisation of the base columns Z, the SSE of a
@@ -454,8 +517,13 @@ static int search_base(struct search *s, struct layout base, const struct progre
     double *hdot = malloc(GRID_MAX * 2 * sizeof *hdot); /* |rh|^2, rh'ry */
     double *cdot = malloc(GRID_MAX * 2 * sizeof *cdot);
     int *hok = calloc(GRID_MAX, sizeof *hok), *cok = calloc(GRID_MAX, sizeof *cok);
+    /* Z's Householder vectors, contiguous (householder_qt), and tau. */
+    double *hv = temp ? malloc((n ? n : 1) * k * sizeof *hv) : NULL;
+    double *wbuf = temp ? malloc((n ? n : 1) * QT_BATCH * sizeof *wbuf) : NULL;
+    double htau[BASELINE_MAX_COEF];
     double xrow[BASELINE_MAX_COEF];
-    if (!Z || !tau || !v || !ry || (temp && (!hres || !cres)) || !hdot || !cdot || !hok || !cok) {
+    if (!Z || !tau || !v || !ry || (temp && (!hres || !cres || !hv || !wbuf)) || !hdot || !cdot ||
+        !hok || !cok) {
         rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory in the balance point search");
         goto done;
     }
@@ -498,57 +566,81 @@ static int search_base(struct search *s, struct layout base, const struct progre
     offer(s, &c);
     if (!temp)
         goto done;
+    for (size_t j = 0; j < k; j++) {
+        htau[j] = gsl_vector_get(tau, j);
+        for (size_t i = j + 1; i < n; i++)
+            hv[j * n + i] = gsl_matrix_get(Z, i, j);
+    }
 
     size_t need = s->cfg->min_dd_days * (r->hourly ? 24 : 1);
     size_t total = s->nh + s->nc;
-    for (size_t g = 0; g < total; g++) {
-        if (model_should_stop(ps->hooks)) {
-            rc = enms_fail(err, errlen, ENMS_ESTOPPED, "stopped while searching balance points");
-            goto done;
+    /* The grid columns go through Q' QT_BATCH at a time (householder_qt),
+     * then are scored one by one in grid order as before. */
+    for (size_t g0 = 0; g0 < total; g0 += QT_BATCH) {
+        size_t gend = g0 + QT_BATCH < total ? g0 + QT_BATCH : total;
+        double *cols[QT_BATCH];
+        size_t positive[QT_BATCH], ncols = 0;
+        for (size_t g = g0; g < gend; g++) {
+            if (model_should_stop(ps->hooks)) {
+                rc =
+                    enms_fail(err, errlen, ENMS_ESTOPPED, "stopped while searching balance points");
+                goto done;
+            }
+            model_report(ps->hooks, ps->lo + (ps->hi - ps->lo) * (double)g / (double)total,
+                         "searching balance points");
+            int heating = g < s->nh;
+            size_t j = heating ? g : g - s->nh;
+            if (!(heating ? s->allow_heat : s->allow_cool))
+                continue;
+            double tb = heating ? s->th[j] : s->tc[j];
+            double *w = wbuf + (g - g0) * n;
+            size_t pos = 0;
+            for (size_t i = 0; i < n; i++) {
+                double x = row_dd(r, s->lo + i, tb, heating);
+                pos += x > 0;
+                w[i] = x;
+            }
+            whiten(r, s->lo, s->rho, w, n, 1);
+            positive[g - g0] = pos;
+            cols[ncols++] = w;
         }
-        model_report(ps->hooks, ps->lo + (ps->hi - ps->lo) * (double)g / (double)total,
-                     "searching balance points");
-        int heating = g < s->nh;
-        size_t j = heating ? g : g - s->nh;
-        if (!(heating ? s->allow_heat : s->allow_cool))
-            continue;
-        double tb = heating ? s->th[j] : s->tc[j];
-        size_t positive = 0;
-        for (size_t i = 0; i < n; i++) {
-            double x = row_dd(r, s->lo + i, tb, heating);
-            positive += x > 0;
-            gsl_vector_set(v, i, x);
+        householder_qt(hv, htau, n, k, cols, ncols);
+        for (size_t g = g0; g < gend; g++) {
+            int heating = g < s->nh;
+            size_t j = heating ? g : g - s->nh;
+            if (!(heating ? s->allow_heat : s->allow_cool))
+                continue;
+            double tb = heating ? s->th[j] : s->tc[j];
+            const double *w = wbuf + (g - g0) * n;
+            double *res = (heating ? hres : cres) + j * nt;
+            double rr = 0, ryr = 0;
+            for (size_t i = 0; i < nt; i++) {
+                res[i] = w[k + i];
+                rr += res[i] * res[i];
+                ryr += res[i] * ry[i];
+            }
+            double *dot = (heating ? hdot : cdot) + 2 * j;
+            dot[0] = rr;
+            dot[1] = ryr;
+            int ok = positive[g - g0] >= need && rr > 1e-12 * (double)n;
+            (heating ? hok : cok)[j] = ok;
+            if (!ok)
+                continue;
+            double beta = ryr / rr, sse = ry2 - ryr * ryr / rr;
+            double dof = dof0 - 1;
+            if (!term_ok(beta, sse / dof / rr, (double)n, dof))
+                continue;
+            struct candidate one = {.l = base, .p = k + 1, .sse = sse};
+            one.adj = adj_r2(sse, s->sst, n, one.p);
+            if (heating) {
+                one.l.heat = 1;
+                one.l.th = tb;
+            } else {
+                one.l.cool = 1;
+                one.l.tc = tb;
+            }
+            offer(s, &one);
         }
-        whiten(r, s->lo, s->rho, gsl_vector_ptr(v, 0), n, v->stride);
-        gsl_linalg_QR_QTvec(Z, tau, v);
-        double *res = (heating ? hres : cres) + j * nt;
-        double rr = 0, ryr = 0;
-        for (size_t i = 0; i < nt; i++) {
-            res[i] = gsl_vector_get(v, k + i);
-            rr += res[i] * res[i];
-            ryr += res[i] * ry[i];
-        }
-        double *dot = (heating ? hdot : cdot) + 2 * j;
-        dot[0] = rr;
-        dot[1] = ryr;
-        int ok = positive >= need && rr > 1e-12 * (double)n;
-        (heating ? hok : cok)[j] = ok;
-        if (!ok)
-            continue;
-        double beta = ryr / rr, sse = ry2 - ryr * ryr / rr;
-        double dof = dof0 - 1;
-        if (!term_ok(beta, sse / dof / rr, (double)n, dof))
-            continue;
-        struct candidate one = {.l = base, .p = k + 1, .sse = sse};
-        one.adj = adj_r2(sse, s->sst, n, one.p);
-        if (heating) {
-            one.l.heat = 1;
-            one.l.th = tb;
-        } else {
-            one.l.cool = 1;
-            one.l.tc = tb;
-        }
-        offer(s, &one);
     }
     /* Both terms: M = [hh hc; hc cc], b = [hy; cy]. */
     for (size_t a = 0; a < s->nh && s->allow_heat && s->allow_cool; a++) {
@@ -587,6 +679,8 @@ static int search_base(struct search *s, struct layout base, const struct progre
         }
     }
 done:
+    free(wbuf);
+    free(hv);
     free(cok);
     free(hok);
     free(cdot);
