@@ -3,7 +3,10 @@
  * Each transition is one UPDATE whose WHERE clause states the expected
  * status (and, for running jobs, the attempt): the row changes only if the
  * job is still in that state, which is what makes concurrent finishers,
- * cancellers and rescuers safe without locks held across round trips. */
+ * cancellers and rescuers safe without locks held across round trips.
+ *
+ * The statements a job runs on every dispatch are prepared once per
+ * connection (struct pg_stmt, pg.h); the rare ones stay ad hoc. */
 #include "jobs.h"
 #include "error.h"
 #include "pg.h"
@@ -28,13 +31,13 @@ static void copy_field(char *dst, size_t dstlen, const PGresult *res, int row, i
     snprintf(dst, dstlen, "%s", PQgetisnull(res, row, col) ? "" : PQgetvalue(res, row, col));
 }
 
-/* Runs sql and returns its result; on an error result, returns it too (so
- * the caller can read the SQLSTATE) with *failed set. NULL only when no
- * result at all came back. */
-static PGresult *exec_keep_error(PGconn *conn, const char *sql, int nparams,
+/* Runs a prepared statement and returns its result; on an error result,
+ * returns it too (so the caller can read the SQLSTATE) with *failed set.
+ * NULL only when no result at all came back. */
+static PGresult *exec_keep_error(PGconn *conn, const struct pg_stmt *stmt,
                                  const char *const *params, int *failed)
 {
-    PGresult *res = PQexecParams(conn, sql, nparams, NULL, params, NULL, NULL, 0);
+    PGresult *res = pg_run_stmt(conn, stmt, params, NULL, 0);
     ExecStatusType st = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
     *failed = !(st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK);
     return res;
@@ -77,6 +80,13 @@ static int find_active(PGconn *conn, const char *model_type, const char *machine
     return rc;
 }
 
+static const struct pg_stmt STMT_CREATE = {
+    "enms_jobs_create",
+    "INSERT INTO model_training_history (model_type, machine_id, trigger_type, reason, "
+    "triggered_by, params, queue_name, stage, job_kind) "
+    "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, 'queued', $8) RETURNING id",
+    8};
+
 int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char *existing_id,
                 char *err, size_t errlen)
 {
@@ -93,14 +103,7 @@ int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char 
      * insert may succeed the second time. */
     for (int tries = 0; tries < 3; tries++) {
         int failed = 0;
-        PGresult *res =
-            exec_keep_error(conn,
-                            "INSERT INTO model_training_history (model_type, machine_id, "
-                            "trigger_type, reason, triggered_by, params, queue_name, stage, "
-                            "job_kind) "
-                            "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, 'queued', $8) "
-                            "RETURNING id",
-                            8, params, &failed);
+        PGresult *res = exec_keep_error(conn, &STMT_CREATE, params, &failed);
         if (!failed) {
             copy_field(job_id, JOBS_ID_SIZE, res, 0, 0);
             PQclear(res);
@@ -129,14 +132,15 @@ int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char 
     return enms_fail(err, errlen, ENMS_ECONFLICT, "Training already in progress");
 }
 
+static const struct pg_stmt STMT_STATUS = {
+    "enms_jobs_status",
+    "SELECT training_status, attempts FROM model_training_history WHERE id = $1::uuid", 1};
+
 int jobs_status(PGconn *conn, const char *job_id, char *status, int *attempts, char *err,
                 size_t errlen)
 {
     const char *params[] = {job_id};
-    PGresult *res = pg_exec(conn, PGRES_TUPLES_OK,
-                            "SELECT training_status, attempts FROM model_training_history "
-                            "WHERE id = $1::uuid",
-                            1, params, err, errlen);
+    PGresult *res = pg_exec_stmt(conn, PGRES_TUPLES_OK, &STMT_STATUS, params, err, errlen);
     if (!res)
         return ENMS_EDB;
     int rc = ENMS_ENOTFOUND;
@@ -166,21 +170,28 @@ static int explain_no_match(PGconn *conn, const char *job_id, const char *wanted
                      status, attempts, wanted);
 }
 
+/* "running" commits asynchronously: set_config(..., true) is SET LOCAL for
+ * the statement's own implicit transaction, so its commit does not wait
+ * for the WAL flush (jobs.h says why losing it is safe). The one-row
+ * subquery is volatile, so it is evaluated, never folded away. */
+static const struct pg_stmt STMT_START = {
+    "enms_jobs_start",
+    "UPDATE model_training_history SET training_status = 'running', "
+    "attempts = attempts + 1, worker_id = $2, training_start = now(), "
+    "heartbeat_at = now(), training_end = NULL, progress = 0, stage = 'starting', "
+    "error_message = NULL "
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+    "WHERE id = $1::uuid AND training_status = 'pending' "
+    "RETURNING id, model_type, machine_id, trigger_type, queue_name, attempts, "
+    "params::text, job_kind",
+    2};
+
 int jobs_start(PGconn *conn, const char *job_id, const char *worker_id, struct job_record *out,
                char *err, size_t errlen)
 {
     const char *params[] = {job_id, worker_id};
     memset(out, 0, sizeof *out);
-    PGresult *res =
-        pg_exec(conn, PGRES_TUPLES_OK,
-                "UPDATE model_training_history SET training_status = 'running', "
-                "attempts = attempts + 1, worker_id = $2, training_start = now(), "
-                "heartbeat_at = now(), training_end = NULL, progress = 0, stage = 'starting', "
-                "error_message = NULL "
-                "WHERE id = $1::uuid AND training_status = 'pending' "
-                "RETURNING id, model_type, machine_id, trigger_type, queue_name, attempts, "
-                "params::text, job_kind",
-                2, params, err, errlen);
+    PGresult *res = pg_exec_stmt(conn, PGRES_TUPLES_OK, &STMT_START, params, err, errlen);
     if (!res)
         return ENMS_EDB;
     int rc = ENMS_OK;
@@ -205,10 +216,10 @@ done:
 
 /* Runs a compare-and-set UPDATE ... RETURNING id; 0 when one row changed,
  * else explains why not. */
-static int cas_update(PGconn *conn, const char *sql, int nparams, const char *const *params,
+static int cas_update(PGconn *conn, const struct pg_stmt *stmt, const char *const *params,
                       const char *job_id, const char *wanted, char *err, size_t errlen)
 {
-    PGresult *res = pg_exec(conn, PGRES_TUPLES_OK, sql, nparams, params, err, errlen);
+    PGresult *res = pg_exec_stmt(conn, PGRES_TUPLES_OK, stmt, params, err, errlen);
     if (!res)
         return ENMS_EDB;
     int changed = PQntuples(res);
@@ -217,6 +228,13 @@ static int cas_update(PGconn *conn, const char *sql, int nparams, const char *co
         return ENMS_OK;
     return explain_no_match(conn, job_id, wanted, err, errlen);
 }
+
+static const struct pg_stmt STMT_HEARTBEAT = {
+    "enms_jobs_heartbeat",
+    "UPDATE model_training_history SET heartbeat_at = now(), "
+    "progress = COALESCE($3::smallint, progress), stage = COALESCE($4, stage) "
+    "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' RETURNING id",
+    4};
 
 int jobs_heartbeat(PGconn *conn, const char *job_id, int attempt, int progress, const char *stage,
                    char *err, size_t errlen)
@@ -227,13 +245,18 @@ int jobs_heartbeat(PGconn *conn, const char *job_id, int attempt, int progress, 
     const char *params[] = {job_id, attempt_text, progress >= 0 ? progress_text : NULL, stage};
     char wanted[48];
     snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
-    return cas_update(conn,
-                      "UPDATE model_training_history SET heartbeat_at = now(), "
-                      "progress = COALESCE($3::smallint, progress), stage = COALESCE($4, stage) "
-                      "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' "
-                      "RETURNING id",
-                      4, params, job_id, wanted, err, errlen);
+    return cas_update(conn, &STMT_HEARTBEAT, params, job_id, wanted, err, errlen);
 }
+
+static const struct pg_stmt STMT_FINISH = {
+    "enms_jobs_finish",
+    "UPDATE model_training_history SET training_status = $3, training_end = now(), "
+    "training_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM now() - training_start)), "
+    "error_message = $4, training_metrics = COALESCE($5::jsonb, training_metrics), "
+    "progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END, stage = $3, "
+    "heartbeat_at = now() "
+    "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' RETURNING id",
+    5};
 
 int jobs_finish(PGconn *conn, const char *job_id, int attempt, const char *status,
                 const char *error_message, const char *metrics_json, char *err, size_t errlen)
@@ -245,15 +268,50 @@ int jobs_finish(PGconn *conn, const char *job_id, int attempt, const char *statu
     const char *params[] = {job_id, attempt_text, status, error_message, metrics_json};
     char wanted[48];
     snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
-    return cas_update(
-        conn,
-        "UPDATE model_training_history SET training_status = $3, training_end = now(), "
-        "training_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM now() - training_start)), "
-        "error_message = $4, training_metrics = COALESCE($5::jsonb, training_metrics), "
-        "progress = CASE WHEN $3 = 'completed' THEN 100 ELSE progress END, stage = $3, "
-        "heartbeat_at = now() "
-        "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' RETURNING id",
-        5, params, job_id, wanted, err, errlen);
+    return cas_update(conn, &STMT_FINISH, params, job_id, wanted, err, errlen);
+}
+
+/* jobs_finish's compare-and-set and the result columns in one statement:
+ * one round trip and, outside a transaction block, one durable commit. */
+static const struct pg_stmt STMT_COMPLETE = {
+    "enms_jobs_complete",
+    "UPDATE model_training_history SET training_status = 'completed', training_end = now(), "
+    "training_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM now() - training_start)), "
+    "error_message = NULL, training_metrics = COALESCE($3::jsonb, training_metrics), "
+    "progress = 100, stage = 'completed', heartbeat_at = now(), "
+    "result_version_id = COALESCE($4::uuid, result_version_id), "
+    "model_version = COALESCE($5::int, model_version), "
+    "training_samples = COALESCE($6::int, training_samples), "
+    "training_data_start = COALESCE(to_timestamp($7::bigint), training_data_start), "
+    "training_data_end = COALESCE(to_timestamp($8::bigint), training_data_end), "
+    "hyperparameters = COALESCE($9::jsonb, hyperparameters), "
+    "feature_names = CASE WHEN $10::jsonb IS NULL THEN feature_names "
+    "ELSE ARRAY(SELECT jsonb_array_elements_text($10::jsonb)) END, "
+    "validation_metrics = COALESCE($11::jsonb, validation_metrics) "
+    "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' RETURNING id",
+    11};
+
+int jobs_complete(PGconn *conn, const char *job_id, int attempt, const struct job_completion *c,
+                  char *err, size_t errlen)
+{
+    char attempt_text[16], samples[16], dstart[24], dend[24], wanted[48];
+    snprintf(attempt_text, sizeof attempt_text, "%d", attempt);
+    snprintf(samples, sizeof samples, "%d", c->training_samples);
+    snprintf(dstart, sizeof dstart, "%lld", (long long)c->data_start);
+    snprintf(dend, sizeof dend, "%lld", (long long)c->data_end);
+    const char *params[] = {job_id,
+                            attempt_text,
+                            c->metrics_json,
+                            c->version_id,
+                            c->version,
+                            c->training_samples >= 0 ? samples : NULL,
+                            c->data_start > 0 ? dstart : NULL,
+                            c->data_end > 0 ? dend : NULL,
+                            c->hyperparameters_json,
+                            c->feature_names_json,
+                            c->validation_metrics_json};
+    snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
+    return cas_update(conn, &STMT_COMPLETE, params, job_id, wanted, err, errlen);
 }
 
 int jobs_cancel(PGconn *conn, const char *job_id, char *prev_status, char *err, size_t errlen)
@@ -288,6 +346,13 @@ int jobs_cancel(PGconn *conn, const char *job_id, char *prev_status, char *err, 
     return rc;
 }
 
+static const struct pg_stmt STMT_RELEASE = {
+    "enms_jobs_release",
+    "UPDATE model_training_history SET training_status = 'pending', "
+    "stage = $3, progress = 0, heartbeat_at = NULL "
+    "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' RETURNING id",
+    3};
+
 int jobs_release(PGconn *conn, const char *job_id, int attempt, const char *reason, char *err,
                  size_t errlen)
 {
@@ -296,12 +361,7 @@ int jobs_release(PGconn *conn, const char *job_id, int attempt, const char *reas
     const char *params[] = {job_id, attempt_text, reason ? reason : "released"};
     char wanted[48];
     snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
-    return cas_update(conn,
-                      "UPDATE model_training_history SET training_status = 'pending', "
-                      "stage = $3, progress = 0, heartbeat_at = NULL "
-                      "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' "
-                      "RETURNING id",
-                      3, params, job_id, wanted, err, errlen);
+    return cas_update(conn, &STMT_RELEASE, params, job_id, wanted, err, errlen);
 }
 
 int jobs_alert_failed(PGconn *conn, const char *job_id, const char *message, char *err,

@@ -12,6 +12,15 @@
  *   pending|running --jobs_cancel--> cancelled
  *   running --jobs_release--> pending       (worker lost, or shut down)
  *
+ * Durability: creation, completion, failure, cancellation and release
+ * commit durably. pending -> running (jobs_start) commits asynchronously
+ * (no wait for the WAL flush): it is re-derivable. If PostgreSQL crashes
+ * before flushing it, the row is back to pending with the previous
+ * attempt number, so the worker's compare-and-sets for its attempt match
+ * no row and it drops its result (ENMS_ECONFLICT); the id is then in no
+ * Redis queue once the worker settles, and housekeeping re-dispatches the
+ * pending job. A job is still completed at most once and never lost.
+ *
  * All functions return 0 or a negative enms_err and fill (err, errlen);
  * ENMS_ECONFLICT means "the job is not in the state you expected". */
 #ifndef ENMS_JOBS_H
@@ -63,7 +72,8 @@ void job_record_clear(struct job_record *job);
 int jobs_create(PGconn *conn, const struct job_request *req, char *job_id, char *existing_id,
                 char *err, size_t errlen);
 
-/* pending -> running for worker_id; attempts + 1. Fills *out (caller clears
+/* pending -> running for worker_id; attempts + 1; an asynchronous commit
+ * (see above), so call it outside a transaction block. Fills *out (caller clears
  * it with job_record_clear). ENMS_ECONFLICT when the job is not pending
  * (cancelled, already taken, finished); ENMS_ENOTFOUND when it does not
  * exist. */
@@ -82,6 +92,25 @@ int jobs_heartbeat(PGconn *conn, const char *job_id, int attempt, int progress, 
  * or the job was cancelled: the caller must drop its result. */
 int jobs_finish(PGconn *conn, const char *job_id, int attempt, const char *status,
                 const char *error_message, const char *metrics_json, char *err, size_t errlen);
+
+/* What a completed attempt leaves in its row besides the status. Strings
+ * are borrowed; NULL (or -1 / 0 for the numbers) keeps what the row has. */
+struct job_completion {
+    const char *metrics_json;            /* training_metrics (JSON object) */
+    const char *version_id;              /* result_version_id (uuid) */
+    const char *version;                 /* model_version (integer text) */
+    int training_samples;                /* -1: keep */
+    time_t data_start, data_end;         /* training_data_start/end; 0: keep */
+    const char *hyperparameters_json;    /* JSON object */
+    const char *feature_names_json;      /* JSON array of strings */
+    const char *validation_metrics_json; /* JSON object */
+};
+
+/* running -> completed for the given attempt with everything in *c, as one
+ * statement (one round trip; outside a transaction block, one durable
+ * commit). ENMS_ECONFLICT like jobs_finish. */
+int jobs_complete(PGconn *conn, const char *job_id, int attempt, const struct job_completion *c,
+                  char *err, size_t errlen);
 
 /* pending|running -> cancelled. prev_status (JOBS_STATUS_SIZE) receives the
  * status the job had. ENMS_ECONFLICT when it had already finished (its

@@ -2,7 +2,8 @@
  *
  * One PGconn per thread (libpq connections are not shared). These helpers add
  * what every caller needs: a bounded connect, keepalives and an application
- * name, a cheap liveness check with reconnect, and errors as sentences. */
+ * name, a cheap liveness check with reconnect, errors as sentences, and
+ * hot statements prepared once per connection (struct pg_stmt). */
 #ifndef ENMS_PG_H
 #define ENMS_PG_H
 
@@ -33,6 +34,31 @@ PGresult *pg_exec(PGconn *conn, ExecStatusType expect, const char *sql, int npar
 
 /* Runs a statement that returns no rows (BEGIN, COMMIT, DDL). 0 or ENMS_EDB. */
 int pg_command(PGconn *conn, const char *sql, char *err, size_t errlen);
+
+/* A statement the hot paths run often (job transitions): prepared on a
+ * connection the first time it is used there, then only executed, so the
+ * server parses and plans it once per connection instead of once per call.
+ * Define it with static storage: pg.c remembers, per connection, which
+ * statements (by address) it has prepared. A replaced connection is a new
+ * PGconn and prepares again; PQreset forgets them too. name must be unique
+ * in the process and at most 63 bytes. */
+struct pg_stmt {
+    const char *name;
+    const char *sql;
+    int nparams;
+};
+
+/* Prepares stmt on conn when not yet done there, then executes it with
+ * text parameters. Returns the result whatever its status (so the caller
+ * can read a SQLSTATE; caller frees with PQclear), or NULL when there is no
+ * connection or libpq ran out of memory (reason in err). */
+PGresult *pg_run_stmt(PGconn *conn, const struct pg_stmt *stmt, const char *const *params,
+                      char *err, size_t errlen);
+
+/* pg_run_stmt, checked like pg_exec: the result when its status is expect,
+ * else NULL with the server's message in err. */
+PGresult *pg_exec_stmt(PGconn *conn, ExecStatusType expect, const struct pg_stmt *stmt,
+                       const char *const *params, char *err, size_t errlen);
 
 /* SQLSTATE of a failed result, "" when none. Never NULL. */
 const char *pg_sqlstate(const PGresult *res);

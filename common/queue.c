@@ -58,6 +58,157 @@ static int key_or_fail(char *buf, size_t buflen, const char *prefix, const char 
     return ENMS_OK;
 }
 
+void queue_pipe_init(struct queue_pipe *p, redisContext *ctx)
+{
+    p->ctx = ctx;
+    p->n = 0;
+    p->bad = -1;
+    p->bad_rc = ENMS_OK;
+    p->failed = 0;
+}
+
+/* Remembers the first append that could not be made; -1 for the caller. */
+static int pipe_refuse(struct queue_pipe *p, int rc)
+{
+    if (p->bad < 0) {
+        p->bad = p->n;
+        p->bad_rc = rc;
+    }
+    return -1;
+}
+
+int queue_pipe_argv(struct queue_pipe *p, const char *what, int argc, const char **argv,
+                    const size_t *argvlen)
+{
+    if (p->n == QUEUE_PIPE_MAX)
+        return pipe_refuse(p, ENMS_ETOOBIG);
+    if (redisAppendCommandArgv(p->ctx, argc, argv, argvlen) != REDIS_OK)
+        return pipe_refuse(p, ENMS_ENOMEM);
+    p->what[p->n] = what;
+    return p->n++;
+}
+
+/* Appends a command of up to 8 string arguments (lengths by strlen). */
+static int pipe_strings(struct queue_pipe *p, const char *what, int argc, const char **argv)
+{
+    size_t len[8];
+    for (int i = 0; i < argc && i < 8; i++)
+        len[i] = strlen(argv[i]);
+    return queue_pipe_argv(p, what, argc, argv, len);
+}
+
+static void lease_value(char *buf, size_t buflen, const char *worker_id, int attempt)
+{
+    snprintf(buf, buflen, "%s|%d", worker_id, attempt);
+}
+
+int queue_pipe_lease_acquire(struct queue_pipe *p, const char *prefix, const char *job_id,
+                             const char *worker_id, int attempt, int ttl_ms)
+{
+    char key[QUEUE_KEY_MAX], value[192], ttl[16];
+    if (queue_key(key, sizeof key, prefix, "lease", job_id) != ENMS_OK)
+        return pipe_refuse(p, ENMS_ETOOBIG);
+    lease_value(value, sizeof value, worker_id, attempt);
+    snprintf(ttl, sizeof ttl, "%d", ttl_ms);
+    const char *argv[] = {"SET", key, value, "PX", ttl};
+    return pipe_strings(p, "SET lease", 5, argv);
+}
+
+int queue_pipe_lease_release(struct queue_pipe *p, const char *prefix, const char *job_id,
+                             const char *worker_id, int attempt)
+{
+    char key[QUEUE_KEY_MAX], value[192];
+    if (queue_key(key, sizeof key, prefix, "lease", job_id) != ENMS_OK)
+        return pipe_refuse(p, ENMS_ETOOBIG);
+    lease_value(value, sizeof value, worker_id, attempt);
+    const char *argv[] = {"EVAL", LEASE_RELEASE_LUA, "1", key, value};
+    return pipe_strings(p, "EVAL lease release", 5, argv);
+}
+
+int queue_pipe_ack(struct queue_pipe *p, const char *prefix, const char *worker_id,
+                   const char *job_id)
+{
+    char key[QUEUE_KEY_MAX];
+    if (queue_key(key, sizeof key, prefix, "processing", worker_id) != ENMS_OK)
+        return pipe_refuse(p, ENMS_ETOOBIG);
+    const char *argv[] = {"LREM", key, "0", job_id};
+    return pipe_strings(p, "LREM", 4, argv);
+}
+
+int queue_pipe_live_set(struct queue_pipe *p, const char *prefix, const char *job_id, int nfields,
+                        const char *const *fields, const char *const *values, int ttl_s)
+{
+    enum { MAX_FIELDS = 16 };
+    char key[QUEUE_KEY_MAX], ttl[16];
+    const char *argv[2 + 2 * MAX_FIELDS];
+    size_t argvlen[2 + 2 * MAX_FIELDS];
+    if (queue_key(key, sizeof key, prefix, "job", job_id) != ENMS_OK)
+        return pipe_refuse(p, ENMS_ETOOBIG);
+    if (nfields < 1 || nfields > MAX_FIELDS)
+        return pipe_refuse(p, ENMS_EINVAL);
+    int argc = 0;
+    argv[argc] = "HSET";
+    argvlen[argc++] = 4;
+    argv[argc] = key;
+    argvlen[argc++] = strlen(key);
+    for (int i = 0; i < nfields; i++) {
+        argv[argc] = fields[i];
+        argvlen[argc++] = strlen(fields[i]);
+        argv[argc] = values[i] ? values[i] : "";
+        argvlen[argc++] = values[i] ? strlen(values[i]) : 0;
+    }
+    int at = queue_pipe_argv(p, "HSET job", argc, argv, argvlen);
+    snprintf(ttl, sizeof ttl, "%d", ttl_s);
+    const char *ex[] = {"EXPIRE", key, ttl};
+    if (pipe_strings(p, "EXPIRE job", 3, ex) < 0)
+        return -1;
+    return at;
+}
+
+int queue_pipe_publish(struct queue_pipe *p, const char *prefix, const char *json)
+{
+    char key[QUEUE_KEY_MAX];
+    if (queue_key(key, sizeof key, prefix, "events", NULL) != ENMS_OK)
+        return pipe_refuse(p, ENMS_ETOOBIG);
+    const char *argv[] = {"PUBLISH", key, json};
+    return pipe_strings(p, "PUBLISH", 3, argv);
+}
+
+int queue_pipe_run(struct queue_pipe *p, char *err, size_t errlen)
+{
+    int rc = ENMS_OK;
+    for (int i = 0; i < p->n; i++) {
+        redisReply *reply = NULL;
+        if (redisGetReply(p->ctx, (void **)&reply) != REDIS_OK || !reply) {
+            /* The context is dead: nothing more can be read from it, and
+             * this command and the ones after may or may not have run. */
+            rc = enms_fail(err, errlen, ENMS_EREDIS, "redis: %s: %s", p->what[i],
+                           p->ctx->errstr[0] ? p->ctx->errstr : "no reply");
+            for (int j = i; j < p->n; j++)
+                p->failed |= 1ULL << j;
+            break;
+        }
+        if (reply->type == REDIS_REPLY_ERROR) {
+            if (rc == ENMS_OK)
+                rc = enms_fail(err, errlen, ENMS_EREDIS, "redis: %s: %s", p->what[i], reply->str);
+            p->failed |= 1ULL << i;
+        }
+        freeReplyObject(reply);
+    }
+    if (rc == ENMS_OK && p->bad >= 0)
+        rc = enms_fail(err, errlen, p->bad_rc, "redis: command %d of the pipeline not sent (%s)",
+                       p->bad, enms_err_name(p->bad_rc));
+    p->n = 0;
+    return rc;
+}
+
+int queue_pipe_failed(const struct queue_pipe *p, int index)
+{
+    if (index < 0 || index >= QUEUE_PIPE_MAX)
+        return 1;
+    return (p->failed >> index) & 1ULL ? 1 : 0;
+}
+
 int queue_is_uuid(const char *text, size_t len)
 {
     if (!text || len != QUEUE_ID_LEN)
@@ -128,11 +279,10 @@ done:
 int queue_ack(redisContext *ctx, const char *prefix, const char *worker_id, const char *job_id,
               char *err, size_t errlen)
 {
-    char key[QUEUE_KEY_MAX];
-    int rc = key_or_fail(key, sizeof key, prefix, "processing", worker_id, err, errlen);
-    if (rc != ENMS_OK)
-        return rc;
-    return command_ok(ctx, redisCommand(ctx, "LREM %s 0 %s", key, job_id), "LREM", err, errlen);
+    struct queue_pipe p;
+    queue_pipe_init(&p, ctx);
+    queue_pipe_ack(&p, prefix, worker_id, job_id);
+    return queue_pipe_run(&p, err, errlen);
 }
 
 int queue_length(redisContext *ctx, const char *key, long long *out, char *err, size_t errlen)
@@ -157,21 +307,13 @@ int queue_contains(redisContext *ctx, const char *key, const char *job_id, char 
     return rc;
 }
 
-static void lease_value(char *buf, size_t buflen, const char *worker_id, int attempt)
-{
-    snprintf(buf, buflen, "%s|%d", worker_id, attempt);
-}
-
 int lease_acquire(redisContext *ctx, const char *prefix, const char *job_id, const char *worker_id,
                   int attempt, int ttl_ms, char *err, size_t errlen)
 {
-    char key[QUEUE_KEY_MAX], value[192];
-    int rc = key_or_fail(key, sizeof key, prefix, "lease", job_id, err, errlen);
-    if (rc != ENMS_OK)
-        return rc;
-    lease_value(value, sizeof value, worker_id, attempt);
-    return command_ok(ctx, redisCommand(ctx, "SET %s %s PX %d", key, value, ttl_ms), "SET lease",
-                      err, errlen);
+    struct queue_pipe p;
+    queue_pipe_init(&p, ctx);
+    queue_pipe_lease_acquire(&p, prefix, job_id, worker_id, attempt, ttl_ms);
+    return queue_pipe_run(&p, err, errlen);
 }
 
 /* Runs one of the lease scripts; returns its integer result or a negative
@@ -240,39 +382,11 @@ int job_live_set(redisContext *ctx, const char *prefix, const char *job_id, int 
                  const char *const *fields, const char *const *values, int ttl_s, char *err,
                  size_t errlen)
 {
-    enum { MAX_FIELDS = 16 };
-    char key[QUEUE_KEY_MAX];
-    const char *argv[2 + 2 * MAX_FIELDS];
-    size_t argvlen[2 + 2 * MAX_FIELDS];
-    int rc = key_or_fail(key, sizeof key, prefix, "job", job_id, err, errlen);
-    if (rc != ENMS_OK)
-        return rc;
-    if (nfields < 1 || nfields > MAX_FIELDS)
-        return enms_fail(err, errlen, ENMS_EINVAL, "job_live_set: %d fields", nfields);
-    int argc = 0;
-    argv[argc] = "HSET";
-    argvlen[argc++] = 4;
-    argv[argc] = key;
-    argvlen[argc++] = strlen(key);
-    for (int i = 0; i < nfields; i++) {
-        argv[argc] = fields[i];
-        argvlen[argc++] = strlen(fields[i]);
-        argv[argc] = values[i] ? values[i] : "";
-        argvlen[argc++] = values[i] ? strlen(values[i]) : 0;
-    }
     /* Both commands in one round trip. */
-    redisAppendCommandArgv(ctx, argc, argv, argvlen);
-    redisAppendCommand(ctx, "EXPIRE %s %d", key, ttl_s);
-    for (int i = 0; i < 2; i++) {
-        redisReply *reply = NULL;
-        if (redisGetReply(ctx, (void **)&reply) != REDIS_OK)
-            return enms_fail(err, errlen, ENMS_EREDIS, "redis: HSET job: %s", ctx->errstr);
-        int one = reply_check(ctx, reply, "HSET job", err, errlen);
-        if (one != ENMS_OK && rc == ENMS_OK)
-            rc = one;
-        freeReplyObject(reply);
-    }
-    return rc;
+    struct queue_pipe p;
+    queue_pipe_init(&p, ctx);
+    queue_pipe_live_set(&p, prefix, job_id, nfields, fields, values, ttl_s);
+    return queue_pipe_run(&p, err, errlen);
 }
 
 int cancel_flag_set(redisContext *ctx, const char *prefix, const char *job_id, char *err,
@@ -304,11 +418,10 @@ int cancel_flag_get(redisContext *ctx, const char *prefix, const char *job_id, c
 int events_publish(redisContext *ctx, const char *prefix, const char *json, char *err,
                    size_t errlen)
 {
-    char key[QUEUE_KEY_MAX];
-    int rc = key_or_fail(key, sizeof key, prefix, "events", NULL, err, errlen);
-    if (rc != ENMS_OK)
-        return rc;
-    return command_ok(ctx, redisCommand(ctx, "PUBLISH %s %s", key, json), "PUBLISH", err, errlen);
+    struct queue_pipe p;
+    queue_pipe_init(&p, ctx);
+    queue_pipe_publish(&p, prefix, json);
+    return queue_pipe_run(&p, err, errlen);
 }
 
 int dead_letter_push(redisContext *ctx, const char *prefix, const char *job_id, char *err,

@@ -25,7 +25,11 @@
  *
  * All functions take a connected context, return 0 or a negative enms_err
  * (ENMS_EREDIS on server or I/O errors, with the reason in err), and never
- * format caller data into command strings. */
+ * format caller data into command strings.
+ *
+ * The worker's hot path batches its commands (struct queue_pipe): a job's
+ * start is one round trip and its end another, whatever the command count
+ * (docs/queue.md, "Round trips"). */
 #ifndef ENMS_QUEUE_H
 #define ENMS_QUEUE_H
 
@@ -38,6 +42,52 @@
 /* Live hash of an unfinished job; a finished one expires after
  * cfg->job_done_ttl_s (ENMS_JOB_DONE_TTL_S, default 1 h). */
 #define QUEUE_JOB_TTL_S (7 * 24 * 3600)
+
+/* A pipeline: commands appended to ctx's output buffer (hiredis
+ * pipelining) and sent, with every reply read, by one queue_pipe_run: one
+ * round trip for all of them. The commands are not a transaction: each
+ * runs on its own, in order, and a reply that is an error does not stop
+ * the others. Lives on the caller's stack; the context stays the caller's. */
+#define QUEUE_PIPE_MAX 32
+struct queue_pipe {
+    redisContext *ctx;
+    int n;                            /* commands appended */
+    int bad;                          /* index of the first append that failed, or -1 */
+    int bad_rc;                       /* and why: ENMS_ETOOBIG, ENMS_EINVAL or ENMS_ENOMEM */
+    const char *what[QUEUE_PIPE_MAX]; /* static names of the commands, for errors */
+    unsigned long long failed;        /* after queue_pipe_run: bit i = command i failed */
+};
+
+void queue_pipe_init(struct queue_pipe *p, redisContext *ctx);
+
+/* Appends one command given as an argument vector (never formatted).
+ * Returns its index in the pipe, or -1 (remembered; queue_pipe_run fails). */
+int queue_pipe_argv(struct queue_pipe *p, const char *what, int argc, const char **argv,
+                    const size_t *argvlen);
+
+/* Appends lease_acquire's SET, lease_release's check-and-delete script,
+ * queue_ack's LREM, job_live_set's HSET and EXPIRE, events_publish's
+ * PUBLISH. Each returns the index of its (first) command, or -1. */
+int queue_pipe_lease_acquire(struct queue_pipe *p, const char *prefix, const char *job_id,
+                             const char *worker_id, int attempt, int ttl_ms);
+int queue_pipe_lease_release(struct queue_pipe *p, const char *prefix, const char *job_id,
+                             const char *worker_id, int attempt);
+int queue_pipe_ack(struct queue_pipe *p, const char *prefix, const char *worker_id,
+                   const char *job_id);
+int queue_pipe_live_set(struct queue_pipe *p, const char *prefix, const char *job_id, int nfields,
+                        const char *const *fields, const char *const *values, int ttl_s);
+int queue_pipe_publish(struct queue_pipe *p, const char *prefix, const char *json);
+
+/* Sends what was appended and reads every reply. 0 when every command
+ * succeeded; else ENMS_EREDIS (ENMS_ETOOBIG/ENMS_EINVAL/ENMS_ENOMEM for a
+ * failed append) with the first failure in err. A pipe is run once. */
+int queue_pipe_run(struct queue_pipe *p, char *err, size_t errlen);
+
+/* After queue_pipe_run: 1 when the command at index (as an append
+ * returned it) failed or may not have run (the connection failed at or
+ * before its reply), or when index is negative (its append failed); 0
+ * when it succeeded. */
+int queue_pipe_failed(const struct queue_pipe *p, int index);
 
 /* Builds "<prefix>:<kind>" or "<prefix>:<kind>:<name>" (name may be NULL).
  * Returns 0 or ENMS_ETOOBIG. */

@@ -258,8 +258,7 @@ void heartbeat_watch(struct run *run)
         if (atomic_load(&run->reason) != STOP_LEASE_LOST)
             publish_progress(&wt, now);
     }
-    /* A job that ends within a tick still shows the stages it went through,
-     * before the runner announces the end (unless it is no longer ours). */
-    if (atomic_load(&run->reason) != STOP_LEASE_LOST)
-        publish_entered_stages(run);
+    /* Stages entered since the last tick are left in the run: the runner
+     * publishes them with the job's end, in the same round trip, before
+     * the end's own event (unless the job is no longer ours). */
 }

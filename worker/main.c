@@ -143,10 +143,12 @@ static void claim_loop(struct worker *w)
                     log_event(LOG_WARN, job_id, "cannot hand back at shutdown: %s", err);
                 break;
             } else if (rc == ENMS_OK) {
+                /* The runner puts the registry back to idle with the job's
+                 * end; the idle announce and the PostgreSQL check wait for
+                 * their interval (or follow an error, below). */
                 rc = runner_run(w, job_id);
                 if (rc != ENMS_OK)
                     snprintf(err, sizeof err, "job %s: %s", job_id, enms_err_name(rc));
-                next_announce_ms = 0; /* back to idle in the registry at once */
             }
         }
         if (rc == ENMS_OK) {

@@ -14,6 +14,8 @@
 #include <time.h>
 #include <hiredis.h>
 
+#include "../common/queue.h"
+
 struct worker_identity {
     const char *id;     /* cfg->worker_id */
     const char *prefix; /* cfg->redis_prefix */
@@ -28,6 +30,13 @@ struct worker_identity {
  * ENMS_EREDIS with the reason in err. */
 int registry_announce(redisContext *ctx, const struct worker_identity *w, const char *state,
                       const char *job_id, char *err, size_t errlen);
+
+/* Appends to p the writes of the worker's hash (all fields, state, job or
+ * no job field, TTL) without the set entry: what a job's start and end
+ * change, sent with the job's other commands in one round trip. Returns
+ * the index of the first command, or -1 (queue_pipe_run then fails). */
+int registry_pipe_state(struct queue_pipe *p, const struct worker_identity *w, const char *state,
+                        const char *job_id);
 
 /* Removes the worker's hash and its set entry (clean shutdown). */
 int registry_withdraw(redisContext *ctx, const struct worker_identity *w, char *err, size_t errlen);

@@ -117,11 +117,13 @@ void runner_publish_stage(struct run *run, int percent, const char *stage)
     publish_event(run, "training.progress", "running", percent, stage, NULL);
 }
 
-/* Writes the job's live hash; logged, not returned (see runner_publish). */
-static void live_set(struct run *run, const char *status, const char *error, int ttl_s)
+/* Appends the job's live hash (HSET + EXPIRE) to p with the run's latest
+ * progress. Returns the HSET's index or -1. */
+static int pipe_live(struct queue_pipe *p, struct run *run, const char *status, const char *error,
+                     int ttl_s)
 {
     struct worker *w = run->w;
-    char attempt[16], percent[16], now_text[24], stage[128], err[256];
+    char attempt[16], percent[16], now_text[24], stage[128];
     pthread_mutex_lock(&run->lock);
     snprintf(percent, sizeof percent, "%d", run->percent);
     snprintf(stage, sizeof stage, "%s", run->stage);
@@ -132,10 +134,73 @@ static void live_set(struct run *run, const char *status, const char *error, int
                             "attempt", "heartbeat", "updated", "error"};
     const char *values[] = {status,  percent,  stage,    w->cfg->worker_id,
                             attempt, now_text, now_text, error};
-    if (runner_redis(w, err, sizeof err) != ENMS_OK ||
-        job_live_set(w->redis, w->cfg->redis_prefix, run->job.id, error ? 8 : 7, fields, values,
-                     ttl_s, err, sizeof err) != ENMS_OK)
-        log_event(LOG_WARN, run->job.id, "cannot update the live hash: %s", err);
+    return queue_pipe_live_set(p, w->cfg->redis_prefix, run->job.id, error ? 8 : 7, fields, values,
+                               ttl_s);
+}
+
+/* Appends a job event to p (the JSON is copied into the pipe at once).
+ * Returns the PUBLISH's index or -1. */
+static int pipe_event(struct queue_pipe *p, struct run *run, const char *event, const char *status,
+                      int percent, const char *stage, const char *error)
+{
+    struct worker *w = run->w;
+    struct job_event ev = {.event = event,
+                           .job_id = run->job.id,
+                           .status = status,
+                           .progress_pct = percent,
+                           .stage = stage,
+                           .model_type = run->job.model_type,
+                           .machine_id = run->job.machine_id,
+                           .attempt = run->job.attempts,
+                           .worker_id = w->cfg->worker_id,
+                           .error_message = error};
+    char *json = job_event_json(&ev); /* cJSON_free */
+    if (!json)
+        return -1;
+    int at = queue_pipe_publish(p, w->cfg->redis_prefix, json);
+    cJSON_free(json);
+    return at;
+}
+
+/* pipe_event with the run's latest progress. */
+static int pipe_event_now(struct queue_pipe *p, struct run *run, const char *event,
+                          const char *status, const char *error)
+{
+    char stage[128];
+    int percent;
+    pthread_mutex_lock(&run->lock);
+    percent = run->percent;
+    snprintf(stage, sizeof stage, "%s", run->stage);
+    pthread_mutex_unlock(&run->lock);
+    return pipe_event(p, run, event, status, percent, stage, error);
+}
+
+/* Stages the job entered that no event has shown yet (heartbeat.c
+ * publishes them while the job runs; the rest go out with the end). */
+struct stage_list {
+    int n;
+    int percent[RUN_STAGES_MAX];
+    char stage[RUN_STAGES_MAX][128];
+};
+
+/* Moves the run's entered stages into out (the run's list is emptied). */
+static void take_stages(struct run *run, struct stage_list *out)
+{
+    pthread_mutex_lock(&run->lock);
+    out->n = run->nentered;
+    for (int i = 0; i < out->n; i++) {
+        out->percent[i] = run->entered[i].percent;
+        snprintf(out->stage[i], sizeof out->stage[i], "%s", run->entered[i].stage);
+    }
+    run->nentered = 0;
+    pthread_mutex_unlock(&run->lock);
+}
+
+static void pipe_stages(struct queue_pipe *p, struct run *run, const struct stage_list *stages)
+{
+    for (int i = 0; stages && i < stages->n; i++)
+        pipe_event(p, run, "training.progress", "running", stages->percent[i], stages->stage[i],
+                   NULL);
 }
 
 /* Stages of one family share the text before ':' ("fitting: tree 3/100");
@@ -502,9 +567,13 @@ done:
     return rc;
 }
 
-/* completed, with the model version and everything the trainer reported,
- * in one transaction: the compare-and-set comes first and locks the row, so
- * a stale attempt or a cancelled job rolls back with nothing written. */
+/* completed, with the model version and everything the trainer reported.
+ * Without a model version (the probe, a fit that produced no artifact) it
+ * is one statement: compare-and-set and result together, one round trip
+ * and one durable commit. With one, a transaction: the compare-and-set
+ * comes first and locks the row, so a stale attempt or a cancelled job
+ * rolls back with nothing written; then the version, its activation and
+ * its evaluation. */
 static int write_completed(struct run *run, const void *arg, char *err, size_t errlen)
 {
     (void)arg;
@@ -514,62 +583,46 @@ static int write_completed(struct run *run, const void *arg, char *err, size_t e
     const struct train_result *res = &run->result;
     const char *id = run->job.id;
     PGresult *q = NULL;
-    char samples[16], dstart[24], dend[24];
-    const char *version_id = NULL, *version = NULL;
+    struct job_completion c = {.metrics_json = res->metrics_json,
+                               .training_samples = res->training_samples,
+                               .data_start = res->data_start,
+                               .data_end = res->data_end,
+                               .hyperparameters_json = res->hyperparameters_json,
+                               .feature_names_json = res->feature_names,
+                               .validation_metrics_json = res->validation_metrics_json};
+    if (!res->artifact_json)
+        return jobs_complete(pg, id, run->job.attempts, &c, err, errlen);
     int rc = pg_command(pg, "BEGIN", err, errlen);
     if (rc != ENMS_OK)
         return rc;
-    rc = jobs_finish(pg, id, run->job.attempts, "completed", NULL, res->metrics_json, err, errlen);
+    rc = jobs_complete(pg, id, run->job.attempts, &c, err, errlen);
     if (rc != ENMS_OK)
         goto fail;
-    snprintf(samples, sizeof samples, "%d", res->training_samples);
-    if (res->artifact_json) {
-        const char *vparams[] = {run->job.machine_id, run->job.model_type, id, res->artifact_json,
-                                 res->metrics_json};
-        q = pg_exec(pg, PGRES_TUPLES_OK,
-                    "INSERT INTO model_versions (machine_id, model_type, version, "
-                    "training_job_id, artifact, metrics, is_active) "
-                    "SELECT $1::uuid, $2, COALESCE(MAX(version), 0) + 1, $3::uuid, $4::jsonb, "
-                    "COALESCE($5::jsonb, '{}'), false FROM model_versions "
-                    "WHERE machine_id = $1::uuid AND model_type = $2 RETURNING id, version",
-                    5, vparams, err, errlen);
-        if (!q) {
-            rc = ENMS_EDB;
-            goto fail;
-        }
-        version_id = PQgetvalue(q, 0, 0);
-        version = PQgetvalue(q, 0, 1);
+    const char *vparams[] = {run->job.machine_id, run->job.model_type, id, res->artifact_json,
+                             res->metrics_json};
+    q = pg_exec(pg, PGRES_TUPLES_OK,
+                "INSERT INTO model_versions (machine_id, model_type, version, "
+                "training_job_id, artifact, metrics, is_active) "
+                "SELECT $1::uuid, $2, COALESCE(MAX(version), 0) + 1, $3::uuid, $4::jsonb, "
+                "COALESCE($5::jsonb, '{}'), false FROM model_versions "
+                "WHERE machine_id = $1::uuid AND model_type = $2 RETURNING id, version",
+                5, vparams, err, errlen);
+    if (!q) {
+        rc = ENMS_EDB;
+        goto fail;
     }
-    /* NULL parameters keep what the row has (the probe sets little). */
-    const char *uparams[] = {id,
-                             version_id,
-                             version,
-                             res->training_samples >= 0 ? samples : NULL,
-                             epoch_param(res->data_start, dstart, sizeof dstart),
-                             epoch_param(res->data_end, dend, sizeof dend),
-                             res->hyperparameters_json,
-                             res->feature_names,
-                             res->validation_metrics_json};
-    PGresult *u =
-        pg_exec(pg, PGRES_COMMAND_OK,
-                "UPDATE model_training_history SET "
-                "result_version_id = COALESCE($2::uuid, result_version_id), "
-                "model_version = COALESCE($3::int, model_version), "
-                "training_samples = COALESCE($4::int, training_samples), "
-                "training_data_start = COALESCE(to_timestamp($5::bigint), training_data_start), "
-                "training_data_end = COALESCE(to_timestamp($6::bigint), training_data_end), "
-                "hyperparameters = COALESCE($7::jsonb, hyperparameters), "
-                "feature_names = CASE WHEN $8::jsonb IS NULL THEN feature_names "
-                "ELSE ARRAY(SELECT jsonb_array_elements_text($8::jsonb)) END, "
-                "validation_metrics = COALESCE($9::jsonb, validation_metrics) "
-                "WHERE id = $1::uuid",
-                9, uparams, err, errlen);
+    const char *version_id = PQgetvalue(q, 0, 0), *version = PQgetvalue(q, 0, 1);
+    const char *uparams[] = {id, version_id, version};
+    PGresult *u = pg_exec(pg, PGRES_COMMAND_OK,
+                          "UPDATE model_training_history SET result_version_id = $2::uuid, "
+                          "model_version = $3::int WHERE id = $1::uuid",
+                          3, uparams, err, errlen);
     if (!u) {
         rc = ENMS_EDB;
         goto fail;
     }
     PQclear(u);
-    if (version_id && strcmp(run->job.model_type, "probe") != 0) {
+    if (strcmp(run->job.model_type, "probe") != 0) {
         if ((rc = activate_version(run, version_id, err, errlen)) != ENMS_OK ||
             (rc = insert_performance(run, version_id, version, err, errlen)) != ENMS_OK)
             goto fail;
@@ -605,61 +658,69 @@ static int write_cancelled(struct run *run, const void *arg, char *err, size_t e
     return rc == ENMS_ECONFLICT ? ENMS_OK : rc;
 }
 
-/* The Redis half of settling a job, after PostgreSQL: lease, processing
- * list, live hash, event. Retried a few times; what still fails is left to
+/* The Redis half of settling a job, after PostgreSQL, in one round trip:
+ * stage events not yet shown, lease check-and-delete, processing list,
+ * live hash, the final event, the outcome counter and the registry back
+ * to idle. Retried a few times; what still fails is left to
  * runner_recover (w->dirty) and housekeeping, since the record is already
  * right. status/event NULL: leave the live hash and events alone (the job
- * is someone else's now). */
-static void redis_settle(struct run *run, const char *status, const char *event, const char *error)
+ * is someone else's now). outcome NULL: count nothing. A retry after a
+ * connection failure may repeat an event or a count; the lease, list and
+ * hash writes are idempotent. */
+static void redis_settle(struct run *run, const char *status, const char *event, const char *error,
+                         const char *outcome, const struct stage_list *stages)
 {
     struct worker *w = run->w;
     const char *prefix = w->cfg->redis_prefix;
     const char *id = run->job.id;
     long step_ms = BACKOFF_FIRST_MS;
     char err[512] = "";
+    struct queue_pipe p;
 
     for (int tries = 0; tries < REDIS_CLEANUP_TRIES; tries++) {
         if (tries > 0)
             sleep_ms(backoff_next(w, &step_ms));
-        if (runner_redis(w, err, sizeof err) != ENMS_OK ||
-            lease_release(w->redis, prefix, id, w->cfg->worker_id, run->job.attempts, err,
-                          sizeof err) != ENMS_OK ||
-            queue_ack(w->redis, prefix, w->cfg->worker_id, id, err, sizeof err) != ENMS_OK)
+        if (runner_redis(w, err, sizeof err) != ENMS_OK)
             continue;
+        queue_pipe_init(&p, w->redis);
+        if (status)
+            pipe_stages(&p, run, stages);
+        int release =
+            queue_pipe_lease_release(&p, prefix, id, w->cfg->worker_id, run->job.attempts);
+        int ack = queue_pipe_ack(&p, prefix, w->cfg->worker_id, id);
         if (status) {
-            live_set(run, status, error, w->cfg->job_done_ttl_s);
-            runner_publish(run, event, status, error);
+            pipe_live(&p, run, status, error, w->cfg->job_done_ttl_s);
+            pipe_event_now(&p, run, event, status, error);
         }
-        return;
+        if (outcome)
+            worker_stats_pipe_count(&p, prefix, w->me.host, run->job.model_type, outcome);
+        registry_pipe_state(&p, &w->me, atomic_load(&w->shutdown) ? "stopping" : "idle", NULL);
+        if (queue_pipe_run(&p, err, sizeof err) == ENMS_OK)
+            return;
+        /* Only the lease and the list decide whether to try again; a
+         * failed event, hash or counter is a courtesy lost, logged. */
+        if (!queue_pipe_failed(&p, release) && !queue_pipe_failed(&p, ack)) {
+            log_event(LOG_WARN, id, "settled, but a redis write failed: %s", err);
+            return;
+        }
     }
     log_event(LOG_WARN, id, "settled in postgresql, but redis clean-up failed: %s", err);
     w->dirty = 1;
 }
 
-/* Counts the attempt's outcome in this host's Redis counters (worker_stats.h)
- * for /metrics; logged, not returned: the record is in PostgreSQL. */
-static void count_outcome(struct run *run, const char *outcome)
-{
-    struct worker *w = run->w;
-    char err[256];
-    if (runner_redis(w, err, sizeof err) != ENMS_OK ||
-        worker_stats_count(w->redis, w->cfg->redis_prefix, w->me.host, run->job.model_type, outcome,
-                           err, sizeof err) != ENMS_OK)
-        log_event(LOG_WARN, run->job.id, "cannot count the job as %s: %s", outcome, err);
-}
-
 /* Hands the job back: pending in PostgreSQL, then onto its queue, then out
  * of our processing list, so it is never in no list at all. */
-static void settle_release(struct run *run, const char *reason)
+static void settle_release(struct run *run, const char *reason, const struct stage_list *stages)
 {
     struct worker *w = run->w;
     const char *id = run->job.id;
     char err[512];
+    struct queue_pipe p;
     int rc = final_write(run, write_released, reason, "pending", err, sizeof err);
     if (rc != ENMS_OK) {
         log_event(LOG_INFO, id, "could not hand back attempt %d (%s); abandoned", run->job.attempts,
                   err);
-        redis_settle(run, NULL, NULL, NULL);
+        redis_settle(run, NULL, NULL, NULL, NULL, NULL);
         return;
     }
     set_progress(run, 0, reason);
@@ -674,8 +735,14 @@ static void settle_release(struct run *run, const char *reason)
     }
     log_event(LOG_INFO, id, "attempt %d handed back to queue %s: %s", run->job.attempts,
               run->job.queue_name, reason);
-    live_set(run, "pending", NULL, QUEUE_JOB_TTL_S);
-    redis_settle(run, NULL, NULL, NULL);
+    /* A rare path: the stage events and the live hash go in their own
+     * round trip, before the requeued event, as they always did. */
+    queue_pipe_init(&p, w->redis);
+    pipe_stages(&p, run, stages);
+    pipe_live(&p, run, "pending", NULL, QUEUE_JOB_TTL_S);
+    if (queue_pipe_run(&p, err, sizeof err) != ENMS_OK)
+        log_event(LOG_WARN, id, "cannot update the live hash: %s", err);
+    redis_settle(run, NULL, NULL, NULL, NULL, NULL);
     runner_publish(run, "training.requeued", "pending", NULL);
 }
 
@@ -750,42 +817,43 @@ static void settle(struct run *run, int finished)
     const char *id = run->job.id;
     int attempt = run->job.attempts;
     char msg[600], err[512];
+    struct stage_list stages = {0};
     int rc;
 
+    /* Stages the watch did not publish go out with the end, before the
+     * set_progress calls below add the final stage (which the end's own
+     * event shows). A thawed zombie's stages are not shown at all. */
+    if (atomic_load(&run->reason) != STOP_LEASE_LOST)
+        take_stages(run, &stages);
     switch (decide(run, finished, msg, sizeof msg)) {
     case OUT_COMPLETE:
         rc = final_write(run, write_completed, NULL, "completed", err, sizeof err);
         if (rc == ENMS_ECONFLICT) {
             log_event(LOG_INFO, id, "job %s attempt %d is stale; result dropped (%s)", id, attempt,
                       err);
-            redis_settle(run, NULL, NULL, NULL);
-            count_outcome(run, WORKER_STATS_LOST);
+            redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
             return;
         }
         if (rc != ENMS_OK) {
             log_event(LOG_ERROR, id, "cannot record the completion: %s", err);
-            redis_settle(run, NULL, NULL, NULL);
-            count_outcome(run, WORKER_STATS_LOST);
+            redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
             return;
         }
         set_progress(run, 100, "completed");
         log_event(LOG_INFO, id, "attempt %d completed", attempt);
-        redis_settle(run, "completed", "training.completed", NULL);
-        count_outcome(run, WORKER_STATS_COMPLETED);
+        redis_settle(run, "completed", "training.completed", NULL, WORKER_STATS_COMPLETED, &stages);
         return;
     case OUT_FAIL:
         rc = final_write(run, write_failed, msg, "failed", err, sizeof err);
         if (rc != ENMS_OK) {
             log_event(LOG_INFO, id, "job %s attempt %d is stale; failure dropped (%s)", id, attempt,
                       err);
-            redis_settle(run, NULL, NULL, NULL);
-            count_outcome(run, WORKER_STATS_LOST);
+            redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
             return;
         }
         set_progress(run, -1, "failed");
         log_event(LOG_INFO, id, "attempt %d failed: %s", attempt, msg);
-        redis_settle(run, "failed", "training.failed", msg);
-        count_outcome(run, WORKER_STATS_FAILED);
+        redis_settle(run, "failed", "training.failed", msg, WORKER_STATS_FAILED, &stages);
         if (atomic_load(&run->reason) == STOP_STUCK)
             dead_letter_stuck(run, msg);
         return;
@@ -795,16 +863,15 @@ static void settle(struct run *run, int finished)
             log_event(LOG_WARN, id, "cannot confirm the cancel: %s", err);
         set_progress(run, -1, "cancelled");
         log_event(LOG_INFO, id, "attempt %d stopped: cancelled", attempt);
-        redis_settle(run, "cancelled", "training.cancelled", "cancelled by request");
-        count_outcome(run, WORKER_STATS_CANCELLED);
+        redis_settle(run, "cancelled", "training.cancelled", "cancelled by request",
+                     WORKER_STATS_CANCELLED, &stages);
         return;
     case OUT_RELEASE:
-        settle_release(run, msg);
+        settle_release(run, msg, &stages);
         return;
     case OUT_ABANDON:
         log_event(LOG_INFO, id, "attempt %d no longer holds the job; abandoned", attempt);
-        redis_settle(run, NULL, NULL, NULL);
-        count_outcome(run, WORKER_STATS_LOST);
+        redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
         return;
     }
 }
@@ -836,6 +903,41 @@ static struct run *run_new(struct worker *w)
     pthread_cond_init(&run->cond, &attr);
     pthread_condattr_destroy(&attr);
     return run;
+}
+
+/* The Redis half of a job's start, in one round trip: the "started"
+ * counter, the lease (fencing: "<worker>|<attempt>"), the live hash, the
+ * registry (busy with this job) and the training.started event. The
+ * "starting" stage is not published again as a training.progress event:
+ * the started event carries it. 0, or ENMS_EREDIS when the lease may not
+ * have been taken (the caller hands the job back); the other writes are a
+ * courtesy and only logged. */
+static int redis_start(struct run *run, char *err, size_t errlen)
+{
+    struct worker *w = run->w;
+    const struct enms_config *cfg = w->cfg;
+    struct queue_pipe p;
+    char warn[512];
+    int rc = runner_redis(w, err, errlen);
+    if (rc != ENMS_OK)
+        return rc;
+    pthread_mutex_lock(&run->lock);
+    run->nentered = 0;
+    pthread_mutex_unlock(&run->lock);
+    queue_pipe_init(&p, w->redis);
+    worker_stats_pipe_count(&p, cfg->redis_prefix, w->me.host, run->job.model_type,
+                            WORKER_STATS_STARTED);
+    int lease = queue_pipe_lease_acquire(&p, cfg->redis_prefix, run->job.id, cfg->worker_id,
+                                         run->job.attempts, cfg->heartbeat_ttl_s * 1000);
+    pipe_live(&p, run, "running", NULL, QUEUE_JOB_TTL_S);
+    registry_pipe_state(&p, &w->me, "busy", run->job.id);
+    pipe_event_now(&p, run, "training.started", "running", NULL);
+    if (queue_pipe_run(&p, warn, sizeof warn) == ENMS_OK)
+        return ENMS_OK;
+    if (queue_pipe_failed(&p, lease))
+        return enms_fail(err, errlen, ENMS_EREDIS, "%s", warn);
+    log_event(LOG_WARN, run->job.id, "started, but a redis write failed: %s", warn);
+    return ENMS_OK;
 }
 
 /* Gives a claimed job back to the queue untouched (jobs_start could not
@@ -886,22 +988,15 @@ int runner_run(struct worker *w, const char *job_id)
         goto done;
     }
     run->started_ms = runner_now_ms();
-    count_outcome(run, WORKER_STATS_STARTED);
     set_progress(run, 0, "starting");
     log_event(LOG_INFO, job_id, "attempt %d started (%s for machine %s)", run->job.attempts,
               run->job.model_type, run->job.machine_id);
 
-    if ((rc = runner_redis(w, err, sizeof err)) != ENMS_OK ||
-        (rc = lease_acquire(w->redis, cfg->redis_prefix, job_id, cfg->worker_id, run->job.attempts,
-                            cfg->heartbeat_ttl_s * 1000, err, sizeof err)) != ENMS_OK) {
+    if ((rc = redis_start(run, err, sizeof err)) != ENMS_OK) {
         log_event(LOG_WARN, job_id, "cannot take the lease: %s", err);
-        settle_release(run, "worker could not take the lease");
+        settle_release(run, "worker could not take the lease", NULL);
         goto done;
     }
-    live_set(run, "running", NULL, QUEUE_JOB_TTL_S);
-    if (registry_announce(w->redis, &w->me, "busy", job_id, err, sizeof err) != ENMS_OK)
-        log_event(LOG_WARN, job_id, "cannot update the registry: %s", err);
-    runner_publish(run, "training.started", "running", NULL);
 
     /* The training connection moves to the run and comes back after the
      * join: no two threads ever hold it. */
@@ -911,7 +1006,7 @@ int runner_run(struct worker *w, const char *job_id)
         w->train_pg = run->pg;
         run->pg = NULL;
         log_event(LOG_ERROR, job_id, "cannot start the training thread");
-        settle_release(run, "worker could not start a training thread");
+        settle_release(run, "worker could not start a training thread", NULL);
         goto done;
     }
     heartbeat_watch(run);

@@ -4,6 +4,20 @@
 #include "../common/queue.h"
 
 #include <stdio.h>
+#include <string.h>
+
+int worker_stats_pipe_count(struct queue_pipe *p, const char *prefix, const char *host,
+                            const char *model_type, const char *outcome)
+{
+    char key[QUEUE_KEY_MAX], field[96];
+    int n = snprintf(field, sizeof field, "%s|%s", model_type, outcome);
+    if (queue_key(key, sizeof key, prefix, "stats", host) != ENMS_OK || n < 0 ||
+        (size_t)n >= sizeof field)
+        return -1;
+    const char *argv[] = {"HINCRBY", key, field, "1"};
+    size_t len[] = {7, strlen(key), (size_t)n, 1};
+    return queue_pipe_argv(p, "HINCRBY stats", 4, argv, len);
+}
 
 int worker_stats_count(redisContext *ctx, const char *prefix, const char *host,
                        const char *model_type, const char *outcome, char *err, size_t errlen)

@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <hiredis.h>
 
+#include "../common/queue.h"
+
 /* Outcomes a worker counts, one per job attempt it touched (plus "started"
  * when it began the attempt). api/routes_prometheus.c exports only these. */
 #define WORKER_STATS_STARTED   "started"   /* jobs_start succeeded: the attempt is ours */
@@ -27,5 +29,11 @@
  * the reason in err. The context stays the caller's. */
 int worker_stats_count(redisContext *ctx, const char *prefix, const char *host,
                        const char *model_type, const char *outcome, char *err, size_t errlen);
+
+/* The same HINCRBY appended to a pipeline (queue.h) rather than sent: a
+ * job's counter goes with its start or end in one round trip. Returns the
+ * command's index, or -1 when the key or field would be too long. */
+int worker_stats_pipe_count(struct queue_pipe *p, const char *prefix, const char *host,
+                            const char *model_type, const char *outcome);
 
 #endif

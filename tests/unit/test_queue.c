@@ -139,3 +139,77 @@ Test(queue, uuid_check)
     cr_assert(!queue_is_uuid("0b0e5a8e-1f0c-4c1e-9a55-3d2b9c7e1a0g", 36));
     cr_assert(!queue_is_uuid(NULL, 36));
 }
+
+Test(queue, pipe_runs_every_command_and_says_which_failed)
+{
+    char prefix[64], err[256], holder[192], key[QUEUE_KEY_MAX];
+    redisContext *ctx = connect_test_redis(prefix, sizeof prefix);
+    struct queue_pipe p;
+    /* A string where a list is expected: its LREM answers WRONGTYPE. */
+    queue_key(key, sizeof key, prefix, "processing", "w-bad");
+    freeReplyObject(redisCommand(ctx, "SET %s x", key));
+    const char *fields[] = {"status"};
+    const char *values[] = {"running"};
+    queue_pipe_init(&p, ctx);
+    int lease = queue_pipe_lease_acquire(&p, prefix, JOB, "w1", 3, 60000);
+    int bad = queue_pipe_ack(&p, prefix, "w-bad", JOB);
+    int live = queue_pipe_live_set(&p, prefix, JOB, 1, fields, values, 60);
+    int pub = queue_pipe_publish(&p, prefix, "{}");
+    cr_assert(lease >= 0 && bad > lease && live > bad && pub > live);
+    cr_assert_eq(queue_pipe_run(&p, err, sizeof err), ENMS_EREDIS);
+    cr_assert(strstr(err, "LREM") != NULL, "%s", err);
+    cr_assert_eq(queue_pipe_failed(&p, bad), 1);
+    /* The commands after the failed one still ran. */
+    cr_assert_eq(queue_pipe_failed(&p, lease), 0);
+    cr_assert_eq(queue_pipe_failed(&p, live), 0);
+    cr_assert_eq(queue_pipe_failed(&p, pub), 0);
+    cr_assert_eq(lease_get(ctx, prefix, JOB, holder, sizeof holder, err, sizeof err), ENMS_OK);
+    cr_assert_str_eq(holder, "w1|3");
+    queue_key(key, sizeof key, prefix, "job", JOB);
+    redisReply *r = redisCommand(ctx, "HGET %s status", key);
+    cr_assert_str_eq(r->str, "running");
+    freeReplyObject(r);
+    /* The release in a pipe is fenced like lease_release. */
+    queue_pipe_init(&p, ctx);
+    queue_pipe_lease_release(&p, prefix, JOB, "w1", 2);
+    cr_assert_eq(queue_pipe_run(&p, err, sizeof err), ENMS_OK, "%s", err);
+    cr_assert_eq(lease_get(ctx, prefix, JOB, holder, sizeof holder, err, sizeof err), ENMS_OK);
+    queue_pipe_init(&p, ctx);
+    queue_pipe_lease_release(&p, prefix, JOB, "w1", 3);
+    cr_assert_eq(queue_pipe_run(&p, err, sizeof err), ENMS_OK, "%s", err);
+    cr_assert_eq(lease_get(ctx, prefix, JOB, holder, sizeof holder, err, sizeof err),
+                 ENMS_ENOTFOUND);
+    redisFree(ctx);
+}
+
+Test(queue, pipe_refuses_a_key_too_long_and_a_dead_connection)
+{
+    char prefix[64], err[256], big[QUEUE_KEY_MAX + 8];
+    redisContext *ctx = connect_test_redis(prefix, sizeof prefix);
+    struct queue_pipe p;
+    memset(big, 'k', sizeof big - 1);
+    big[sizeof big - 1] = '\0';
+    queue_pipe_init(&p, ctx);
+    int ok = queue_pipe_publish(&p, prefix, "{}");
+    int refused = queue_pipe_ack(&p, big, "w1", JOB);
+    cr_assert(ok >= 0);
+    cr_assert_eq(refused, -1);
+    cr_assert_eq(queue_pipe_run(&p, err, sizeof err), ENMS_ETOOBIG);
+    cr_assert_eq(queue_pipe_failed(&p, ok), 0);
+    cr_assert_eq(queue_pipe_failed(&p, refused), 1);
+    /* A connection the server closed: every command is in doubt. */
+    redisReply *id = redisCommand(ctx, "CLIENT ID");
+    cr_assert_eq(id->type, REDIS_REPLY_INTEGER);
+    char other_prefix[64];
+    redisContext *killer = connect_test_redis(other_prefix, sizeof other_prefix);
+    freeReplyObject(redisCommand(killer, "CLIENT KILL ID %lld", id->integer));
+    freeReplyObject(id);
+    queue_pipe_init(&p, ctx);
+    int a = queue_pipe_lease_acquire(&p, prefix, JOB, "w1", 1, 60000);
+    int b = queue_pipe_publish(&p, prefix, "{}");
+    cr_assert_eq(queue_pipe_run(&p, err, sizeof err), ENMS_EREDIS);
+    cr_assert_eq(queue_pipe_failed(&p, a), 1);
+    cr_assert_eq(queue_pipe_failed(&p, b), 1);
+    redisFree(killer);
+    redisFree(ctx);
+}
