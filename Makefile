@@ -91,28 +91,47 @@ $(BUILD)/bin/unit-tests: $(call obj,$(UNIT_SRC) $(LIB_SRC))
 asan:
 	$(MAKE) BUILD=$(ASAN_BUILD) SANITIZE=1 CFLAGS="-O1 -g" build unit
 
-# libFuzzer targets: fuzz/fuzz_<name>.c over the pure parsers. `make fuzz`
-# runs each for FUZZ_SECONDS; the test suite runs a short smoke of each.
+# libFuzzer targets: fuzz/fuzz_<name>.c, one per parser (fuzz/README.md).
+# The project's code is compiled once into build/fuzz/obj with coverage
+# instrumentation and ASan/UBSan, archived, and each target links what it
+# uses. `make fuzz` runs each target in turn with its committed seeds
+# (fuzz/corpus/<name>) for FUZZ_SECONDS, or until FUZZ_RUNS inputs when set
+# and that comes first; FUZZ_TARGETS picks some (names without fuzz_);
+# FUZZ_NICE="nice -n 19" for long runs on a shared machine. The suite runs a
+# short smoke of each (tests/run.sh).
 FUZZ_SECONDS ?= 300
-FUZZ_SRC  := $(wildcard fuzz/fuzz_*.c)
-FUZZ_BINS := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
-# The pure parsers and loaders the targets exercise; each target links them all.
-FUZZ_LIB  := common/error.c common/json.c common/rng.c common/reading_check.c ctl/csv_reading.c ctl/gretl.c api/params.c \
-             $(wildcard worker/models/*.c)
+FUZZ_RUNS    ?=
+FUZZ_NICE    ?=
+FUZZ_SRC     := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BINS    := $(patsubst fuzz/%.c,build/fuzz/%,$(FUZZ_SRC))
+FUZZ_TARGETS ?= $(patsubst fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+FUZZ_LIB_SRC := $(COMMON_SRC) $(filter-out api/main.c,$(API_SRC)) $(wildcard worker/models/*.c) \
+                ctl/csv_reading.c ctl/gretl.c
+FUZZ_CFLAGS  := -std=c11 -D_DEFAULT_SOURCE -Wall -Wextra -Werror -g -O1 -ffp-contract=off \
+                -fsanitize=address,undefined -fno-sanitize-recover=undefined -MMD -MP $(PKG_CFLAGS)
 
-build/fuzz/%: fuzz/%.c $(FUZZ_LIB)
+build/fuzz/obj/%.o: %.c
 	@mkdir -p $(dir $@)
-	clang -std=c11 -D_DEFAULT_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined \
-		-fno-sanitize-recover=undefined -ffp-contract=off $(PKG_CFLAGS) $^ -o $@ $(PKG_LIBS) -lm
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+build/fuzz/libenms-fuzz.a: $(patsubst %.c,build/fuzz/obj/%.o,$(FUZZ_LIB_SRC))
+	@rm -f $@
+	ar rcs $@ $^
+
+build/fuzz/%: build/fuzz/obj/fuzz/%.o build/fuzz/libenms-fuzz.a
+	clang -fsanitize=fuzzer,address,undefined $^ -o $@ $(ENMS_LDLIBS)
+
+# Kept, so that a second `make fuzz-build` links nothing.
+.SECONDARY: $(patsubst fuzz/%.c,build/fuzz/obj/fuzz/%.o,$(FUZZ_SRC))
 
 fuzz-build: $(FUZZ_BINS)
 
 fuzz: $(FUZZ_BINS)
-	@for f in $(FUZZ_BINS); do \
-		mkdir -p build/fuzz/corpus-$$(basename $$f); \
-		echo "fuzz: $$f for $(FUZZ_SECONDS) s"; \
-		$$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
-			build/fuzz/corpus-$$(basename $$f) tests/data || exit 1; \
+	@for t in $(FUZZ_TARGETS); do \
+		echo "fuzz: fuzz_$$t for $(if $(FUZZ_RUNS),$(FUZZ_RUNS) inputs or ,)$(FUZZ_SECONDS) s"; \
+		$(FUZZ_NICE) bash fuzz/run.sh build/fuzz/fuzz_$$t build/fuzz/corpus-fuzz_$$t \
+			$(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS)) -max_total_time=$(FUZZ_SECONDS) \
+			-print_final_stats=1 || exit 1; \
 	done
 
 # Side-by-side benchmarks of issue 9 (bench/run.sh; docs/performance.md says
@@ -132,16 +151,6 @@ bench-scale: build
 	@bash scripts/deps.sh --bench
 	@bash bench/scale.sh --bin $(BUILD)/bin
 
-# The load test of issue 8 (bench/load_test.sh, bench/load.py): LOAD_SECONDS
-# of mixed API traffic from wrk while two workers train the jobs it
-# triggers, against a throwaway PostgreSQL and Redis; docs/reliability.md
-# (Load) has the figures. The suite runs a short variant (test_load.py).
-LOAD_SECONDS ?= 60
-.PHONY: load
-load: build
-	@ENMS_LOAD_COMMAND="make load" bash bench/load_test.sh --bin $(BUILD)/bin \
-		--seconds $(LOAD_SECONDS) --report $(BUILD)/load-report
-
 # The chaos run of issue 8 (tests/chaos/chaos.py): jobs, 4 workers and a
 # kill -9 every few seconds against a throwaway PostgreSQL and Redis;
 # docs/reliability.md has the figures. chaos-short is the variant the suite runs.
@@ -155,6 +164,16 @@ chaos-short: build
 	@ENMS_CHAOS_COMMAND="make chaos-short" bash tests/chaos/run_chaos.sh $(BUILD) --jobs 200 \
 		--kills 20 --kill-interval 0.8-1.2 --workers 4 --report $(CHAOS_REPORT)-short.md \
 		--report $(CHAOS_REPORT)-short.json
+
+# The load test of issue 8 (bench/load_test.sh, bench/load.py): LOAD_SECONDS
+# of mixed API traffic from wrk while two workers train the jobs it
+# triggers, against a throwaway PostgreSQL and Redis; docs/reliability.md
+# (Load) has the figures. The suite runs a short variant (test_load.py).
+LOAD_SECONDS ?= 60
+.PHONY: load
+load: build
+	@ENMS_LOAD_COMMAND="make load" bash bench/load_test.sh --bin $(BUILD)/bin \
+		--seconds $(LOAD_SECONDS) --report $(BUILD)/load-report
 
 deps:
 	@bash scripts/deps.sh
@@ -187,3 +206,4 @@ clean:
 	rm -rf build
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find build/fuzz/obj -name '*.d' 2>/dev/null)

@@ -8,6 +8,7 @@
 #include "../common/json.h"
 #include "../common/pg.h"
 
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -87,6 +88,10 @@ int jobs_cursor_decode(const char *text, size_t len, long long *created_us, char
     long long us = 0;
     for (char *c = raw; c < bar; c++) {
         if (*c < '0' || *c > '9')
+            return ENMS_EINVAL;
+        /* 19 digits can exceed LLONG_MAX: refused before the product
+         * overflows (found by fuzz/fuzz_endpoints.c). */
+        if (us > (LLONG_MAX - (*c - '0')) / 10)
             return ENMS_EINVAL;
         us = us * 10 + (*c - '0');
     }

@@ -11,48 +11,64 @@
 
 #include "routes.h"
 #include "http.h"
+#include "params.h"
+#include "../common/error.h"
 
 struct route {
     const char *method;  /* as in OpenAPI, upper case */
     const char *path;    /* OpenAPI path template */
     const char *pattern; /* civetweb pattern of the handler serving it */
     mg_request_handler handler;
+    route_reader read; /* its request reader (routes.h), for the fuzz target */
 };
 
 #define PERF "/api/v1/model-performance"
 
 static const struct route ROUTES[] = {
-    {"GET", "/healthz", "/healthz$", route_healthz},
-    {"GET", "/readyz", "/readyz$", route_readyz},
-    {"GET", "/metrics", "/metrics$", route_prometheus},
-    {"POST", PERF "/retrain/trigger", PERF "/retrain/trigger$", route_retrain_trigger},
-    {"POST", PERF "/metrics/record", PERF "/metrics/record$", route_metrics_record},
-    {"GET", PERF "/metrics/trend", PERF "/metrics/trend$", route_metrics_trend},
-    {"POST", PERF "/drift/check", PERF "/drift/check$", route_drift_check},
-    {"GET", PERF "/latest", PERF "/latest$", route_performance_latest},
-    {"GET", PERF "/energy", PERF "/energy$", route_energy},
-    {"GET", PERF "/ab-tests", PERF "/ab-tests$", route_ab_tests_list},
-    {"POST", PERF "/ab-test/start", PERF "/ab-test/start$", route_ab_start},
-    {"GET", PERF "/ab-test/{test_id}/results", PERF "/ab-test/", route_ab_item},
-    {"POST", PERF "/ab-test/{test_id}/decide", PERF "/ab-test/", route_ab_item},
-    {"GET", PERF "/alerts/active", PERF "/alerts/active$", route_alerts_active},
-    {"POST", "/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/", route_alerts_item},
-    {"POST", "/api/v1/alerts/{alert_id}/resolve", "/api/v1/alerts/", route_alerts_item},
-    {"GET", "/api/v1/jobs", "/api/v1/jobs$", route_jobs_list},
-    {"GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/", route_jobs_item},
-    {"POST", "/api/v1/jobs/{job_id}/cancel", "/api/v1/jobs/", route_jobs_item},
-    {"POST", "/api/v1/jobs/{job_id}/requeue", "/api/v1/jobs/", route_jobs_item},
-    {"GET", "/api/v1/models", "/api/v1/models$", route_models_list},
-    {"GET", "/api/v1/models/{model_id}", "/api/v1/models/", route_models_item},
-    {"POST", "/api/v1/models/{model_id}/activate", "/api/v1/models/", route_models_item},
-    {"GET", "/api/v1/queue", "/api/v1/queue$", route_queue},
-    {"GET", "/api/v1/queue/dead", "/api/v1/queue/dead$", route_queue_dead},
-    {"GET", "/api/v1/machines", "/api/v1/machines$", route_machines},
-    {"GET", "/api/v1/events", "/api/v1/events$", route_events},
-    {"POST", "/api/v1/evaluate", "/api/v1/evaluate$", route_evaluate},
-    {"POST", "/api/v1/readings", "/api/v1/readings$", route_readings},
-    {"GET", "/api/v1/anomalies", "/api/v1/anomalies$", route_anomalies_list},
-    {"POST", "/api/v1/anomalies/{anomaly_id}/label", "/api/v1/anomalies/", route_anomalies_item},
+    {"GET", "/healthz", "/healthz$", route_healthz, routes_read_nothing},
+    {"GET", "/readyz", "/readyz$", route_readyz, routes_read_nothing},
+    {"GET", "/metrics", "/metrics$", route_prometheus, routes_read_nothing},
+    {"POST", PERF "/retrain/trigger", PERF "/retrain/trigger$", route_retrain_trigger,
+     route_retrain_trigger_read},
+    {"POST", PERF "/metrics/record", PERF "/metrics/record$", route_metrics_record,
+     route_metrics_record_read},
+    {"GET", PERF "/metrics/trend", PERF "/metrics/trend$", route_metrics_trend,
+     route_metrics_trend_read},
+    {"POST", PERF "/drift/check", PERF "/drift/check$", route_drift_check, route_drift_check_read},
+    {"GET", PERF "/latest", PERF "/latest$", route_performance_latest,
+     route_performance_latest_read},
+    {"GET", PERF "/energy", PERF "/energy$", route_energy, route_energy_read},
+    {"GET", PERF "/ab-tests", PERF "/ab-tests$", route_ab_tests_list, route_ab_tests_list_read},
+    {"POST", PERF "/ab-test/start", PERF "/ab-test/start$", route_ab_start, route_ab_start_read},
+    {"GET", PERF "/ab-test/{test_id}/results", PERF "/ab-test/", route_ab_item,
+     route_ab_results_read},
+    {"POST", PERF "/ab-test/{test_id}/decide", PERF "/ab-test/", route_ab_item,
+     route_ab_decide_read},
+    {"GET", PERF "/alerts/active", PERF "/alerts/active$", route_alerts_active,
+     route_alerts_active_read},
+    {"POST", "/api/v1/alerts/{alert_id}/acknowledge", "/api/v1/alerts/", route_alerts_item,
+     route_alerts_ack_read},
+    {"POST", "/api/v1/alerts/{alert_id}/resolve", "/api/v1/alerts/", route_alerts_item,
+     route_alerts_resolve_read},
+    {"GET", "/api/v1/jobs", "/api/v1/jobs$", route_jobs_list, route_jobs_list_read},
+    {"GET", "/api/v1/jobs/{job_id}", "/api/v1/jobs/", route_jobs_item, routes_read_nothing},
+    {"POST", "/api/v1/jobs/{job_id}/cancel", "/api/v1/jobs/", route_jobs_item, routes_read_nothing},
+    {"POST", "/api/v1/jobs/{job_id}/requeue", "/api/v1/jobs/", route_jobs_item,
+     routes_read_nothing},
+    {"GET", "/api/v1/models", "/api/v1/models$", route_models_list, route_models_list_read},
+    {"GET", "/api/v1/models/{model_id}", "/api/v1/models/", route_models_item, routes_read_nothing},
+    {"POST", "/api/v1/models/{model_id}/activate", "/api/v1/models/", route_models_item,
+     routes_read_nothing},
+    {"GET", "/api/v1/queue", "/api/v1/queue$", route_queue, routes_read_nothing},
+    {"GET", "/api/v1/queue/dead", "/api/v1/queue/dead$", route_queue_dead, routes_read_nothing},
+    {"GET", "/api/v1/machines", "/api/v1/machines$", route_machines, routes_read_nothing},
+    {"GET", "/api/v1/events", "/api/v1/events$", route_events, route_events_read},
+    {"POST", "/api/v1/evaluate", "/api/v1/evaluate$", route_evaluate, route_evaluate_read},
+    {"POST", "/api/v1/readings", "/api/v1/readings$", route_readings, route_readings_read},
+    {"GET", "/api/v1/anomalies", "/api/v1/anomalies$", route_anomalies_list,
+     route_anomalies_list_read},
+    {"POST", "/api/v1/anomalies/{anomaly_id}/label", "/api/v1/anomalies/", route_anomalies_item,
+     route_anomalies_label_read},
 };
 #define ROUTE_COUNT (sizeof ROUTES / sizeof ROUTES[0])
 
@@ -129,4 +145,32 @@ const char *routes_method(int i)
 const char *routes_path(int i)
 {
     return i >= 0 && (size_t)i < ROUTE_COUNT ? ROUTES[i].path : "";
+}
+
+route_reader routes_reader(int i)
+{
+    return i >= 0 && (size_t)i < ROUTE_COUNT ? ROUTES[i].read : NULL;
+}
+
+int routes_read_nothing(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen)
+{
+    (void)qs;
+    (void)qslen;
+    (void)body;
+    (void)bodylen;
+    if (errlen)
+        err[0] = '\0';
+    return 0;
+}
+
+int routes_read_fields(const struct param_spec *spec, size_t nspec, const char *qs, size_t qslen,
+                       const char *body, size_t bodylen, char *err, size_t errlen)
+{
+    struct params p;
+    params_init(&p, spec, nspec, NULL);
+    int rc = params_read(&p, qs, qslen, body, bodylen, err, errlen);
+    params_free(&p);
+    /* The handlers answer 400 with params.c's message for every failure. */
+    return rc == ENMS_OK ? 0 : 400;
 }

@@ -28,6 +28,71 @@ int routes_count(void);
 const char *routes_method(int i);
 const char *routes_path(int i);
 
+/* How one operation reads its request, without civetweb or a database:
+ * runs the query string (qs, may be NULL) and the body (may be NULL) through
+ * the same fields table and steps its handler uses, frees everything, and
+ * returns 0 or the 4xx/5xx status the handler would answer (err says why).
+ * fuzz/fuzz_endpoints.c runs every operation's reader on hostile input, and
+ * a unit test checks that every route has one. */
+typedef int (*route_reader)(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                            char *err, size_t errlen);
+
+/* The reader of operation i, or NULL when i is out of range or the route
+ * table gives none (the unit test fails then). */
+route_reader routes_reader(int i);
+
+/* Reader of the operations that read neither query string nor body: 0. */
+int routes_read_nothing(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen);
+
+/* What most readers do: params_read of qs and body (NULL when the operation
+ * takes no body) against nspec fields of spec; 0 or 400. */
+struct param_spec;
+int routes_read_fields(const struct param_spec *spec, size_t nspec, const char *qs, size_t qslen,
+                       const char *body, size_t bodylen, char *err, size_t errlen);
+
+/* The readers of each group, defined next to their handlers (route_reader). */
+int route_retrain_trigger_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                               char *err, size_t errlen);
+int route_metrics_record_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                              char *err, size_t errlen);
+int route_metrics_trend_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                             char *err, size_t errlen);
+int route_drift_check_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                           char *err, size_t errlen);
+int route_performance_latest_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                                  char *err, size_t errlen);
+int route_energy_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                      size_t errlen);
+int route_ab_tests_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                             char *err, size_t errlen);
+int route_ab_start_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen);
+int route_ab_results_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                          size_t errlen);
+int route_ab_decide_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                         size_t errlen);
+int route_alerts_active_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                             char *err, size_t errlen);
+int route_alerts_ack_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                          size_t errlen);
+int route_alerts_resolve_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                              char *err, size_t errlen);
+int route_jobs_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                         size_t errlen);
+int route_models_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                           char *err, size_t errlen);
+int route_events_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                      size_t errlen);
+int route_evaluate_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen);
+int route_readings_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen);
+int route_anomalies_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                              char *err, size_t errlen);
+int route_anomalies_label_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                               char *err, size_t errlen);
+
 /* routes_prometheus.c: GET /metrics (Prometheus text format) */
 int route_prometheus(struct mg_connection *conn, void *cbdata);
 

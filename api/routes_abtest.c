@@ -145,13 +145,59 @@ static int reply_conflict(struct mg_connection *conn, const char *detail, const 
     return status;
 }
 
+/* Reads the start request (query string qs, may be NULL, and body, may be
+ * NULL) into p and *in, whose strings point into p. Returns 0, or the status
+ * to answer (400; 500 when out of memory) with err set. */
+static int start_read(struct params *p, const char *qs, size_t qslen, const char *body,
+                      size_t bodylen, struct ab_start_input *in, char *err, size_t errlen)
+{
+    char *rewritten = NULL;
+    int status = 400;
+
+    /* Checked before the rewrite, which would print a string cut at its NUL. */
+    if (body && params_json_has_nul(body, bodylen)) {
+        snprintf(err, errlen, "body: text must not contain NUL (\\u0000)");
+        return 400;
+    }
+    if (body && !(rewritten = numbers_as_text(body, bodylen))) {
+        snprintf(err, errlen, "out of memory");
+        return 500;
+    }
+    if (params_read(p, qs, qslen, rewritten, rewritten ? strlen(rewritten) : 0, err, errlen) !=
+        ENMS_OK)
+        goto done;
+    *in = (struct ab_start_input){.test_name = params_text(p, "test_name", NULL),
+                                  .model_type = params_text(p, "model_type", NULL),
+                                  .machine_id = params_text(p, "machine_id", NULL),
+                                  .model_a_id = params_text(p, "model_a_id", NULL),
+                                  .model_b_id = params_text(p, "model_b_id", NULL)};
+    if (params_get(p, "traffic_split") && params_get(p, "traffic_split_a")) {
+        snprintf(err, errlen, "traffic_split_a: give traffic_split or traffic_split_a, not both");
+        goto done;
+    }
+    const char *split_name = params_get(p, "traffic_split_a") ? "traffic_split_a" : "traffic_split";
+    if (number_field(p, "duration_hours", 24, &in->duration_hours, err, errlen) != ENMS_OK ||
+        number_field(p, split_name, 0.5, &in->traffic_split_a, err, errlen) != ENMS_OK ||
+        number_field(p, "confidence_level", 0.95, &in->confidence_level, err, errlen) != ENMS_OK)
+        goto done;
+    if (in->test_name[0] == '\0') {
+        snprintf(err, errlen, "test_name: must not be empty");
+        goto done;
+    }
+    status = 0;
+done:
+    free(rewritten);
+    return status;
+}
+
 int route_ab_start(struct mg_connection *conn, void *cbdata)
 {
     (void)cbdata;
     const struct mg_request_info *ri = mg_get_request_info(conn);
     const struct enms_config *cfg = api_server_of(conn)->cfg;
     struct params p;
-    char *body = NULL, *rewritten = NULL;
+    struct ab_start_input in;
+    char *body = NULL;
     size_t bodylen = 0;
     char err[512], existing[40];
     cJSON *out = NULL;
@@ -163,41 +209,9 @@ int route_ab_start(struct mg_connection *conn, void *cbdata)
     int rc = http_read_body(conn, cfg->http_max_body, &body, &bodylen);
     if (rc < 0)
         return -rc;
-    /* Checked before the rewrite, which would print a string cut at its NUL. */
-    if (body && params_json_has_nul(body, bodylen)) {
-        status = http_reply_error(conn, 400, "body: text must not contain NUL (\\u0000)");
-        goto done;
-    }
-    if (body && !(rewritten = numbers_as_text(body, bodylen))) {
-        status = http_reply_error(conn, 500, "out of memory");
-        goto done;
-    }
-    if (params_read(&p, ri->query_string, ri->query_string ? strlen(ri->query_string) : 0,
-                    rewritten, rewritten ? strlen(rewritten) : 0, err, sizeof err) != ENMS_OK) {
-        status = http_reply_error(conn, 400, "%s", err);
-        goto done;
-    }
-    struct ab_start_input in = {.test_name = params_text(&p, "test_name", NULL),
-                                .model_type = params_text(&p, "model_type", NULL),
-                                .machine_id = params_text(&p, "machine_id", NULL),
-                                .model_a_id = params_text(&p, "model_a_id", NULL),
-                                .model_b_id = params_text(&p, "model_b_id", NULL)};
-    if (params_get(&p, "traffic_split") && params_get(&p, "traffic_split_a")) {
-        status = http_reply_error(
-            conn, 400, "traffic_split_a: give traffic_split or traffic_split_a, not both");
-        goto done;
-    }
-    const char *split_name =
-        params_get(&p, "traffic_split_a") ? "traffic_split_a" : "traffic_split";
-    if (number_field(&p, "duration_hours", 24, &in.duration_hours, err, sizeof err) != ENMS_OK ||
-        number_field(&p, split_name, 0.5, &in.traffic_split_a, err, sizeof err) != ENMS_OK ||
-        number_field(&p, "confidence_level", 0.95, &in.confidence_level, err, sizeof err) !=
-            ENMS_OK) {
-        status = http_reply_error(conn, 400, "%s", err);
-        goto done;
-    }
-    if (in.test_name[0] == '\0') {
-        status = http_reply_error(conn, 400, "test_name: must not be empty");
+    if ((status = start_read(&p, ri->query_string, ri->query_string ? strlen(ri->query_string) : 0,
+                             body, bodylen, &in, err, sizeof err)) != 0) {
+        status = http_reply_error(conn, status, "%s", err);
         goto done;
     }
     PGconn *pg = api_pg(conn, err, sizeof err);
@@ -221,7 +235,6 @@ int route_ab_start(struct mg_connection *conn, void *cbdata)
 done:
     cJSON_Delete(out);
     free(body);
-    free(rewritten);
     params_free(&p);
     return status;
 }
@@ -325,4 +338,32 @@ int route_ab_item(struct mg_connection *conn, void *cbdata)
     if (!http_method_is(conn, "GET"))
         return http_reply_error(conn, 405, "use GET");
     return ab_results(conn, id);
+}
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_ab_decide_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                         size_t errlen)
+{
+    return routes_read_fields(DECIDE_FIELDS, sizeof DECIDE_FIELDS / sizeof DECIDE_FIELDS[0], qs,
+                              qslen, body, bodylen, err, errlen);
+}
+
+int route_ab_results_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                          size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    /* No fields: anything in the query string is refused, as in ab_results. */
+    return routes_read_fields(NULL, 0, qs, qslen, NULL, 0, err, errlen);
+}
+
+int route_ab_start_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen)
+{
+    struct params p;
+    struct ab_start_input in;
+    params_init(&p, START_FIELDS, sizeof START_FIELDS / sizeof START_FIELDS[0], NULL);
+    int status = start_read(&p, qs, qslen, body, bodylen, &in, err, errlen);
+    params_free(&p);
+    return status;
 }

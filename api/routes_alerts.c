@@ -223,3 +223,27 @@ int route_alerts_item(struct mg_connection *conn, void *cbdata)
         return http_reply_error(conn, 405, "use POST");
     return alert_change(conn, id, strcmp(action, "resolve") == 0);
 }
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_alerts_active_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                             char *err, size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    return routes_read_fields(LIST_FIELDS, sizeof LIST_FIELDS / sizeof LIST_FIELDS[0], qs, qslen,
+                              NULL, 0, err, errlen);
+}
+
+int route_alerts_ack_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                          size_t errlen)
+{
+    return routes_read_fields(ACK_FIELDS, sizeof ACK_FIELDS / sizeof ACK_FIELDS[0], qs, qslen, body,
+                              bodylen, err, errlen);
+}
+
+int route_alerts_resolve_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                              char *err, size_t errlen)
+{
+    return routes_read_fields(RESOLVE_FIELDS, sizeof RESOLVE_FIELDS / sizeof RESOLVE_FIELDS[0], qs,
+                              qslen, body, bodylen, err, errlen);
+}

@@ -142,6 +142,20 @@ static int body_clears_label(const char *body, size_t len)
     return clears;
 }
 
+/* Reads the label request (query string qs, may be NULL, and body) into p;
+ * the label is required, or null to clear it. Returns 0 or 400 with err set. */
+static int label_read(struct params *p, const char *qs, size_t qslen, const char *body,
+                      size_t bodylen, char *err, size_t errlen)
+{
+    if (params_read(p, qs, qslen, body, bodylen, err, errlen) != ENMS_OK)
+        return 400;
+    if (!params_text(p, "label", NULL) && !body_clears_label(body, bodylen)) {
+        snprintf(err, errlen, "label: required (confirmed, false_positive, or null to clear)");
+        return 400;
+    }
+    return 0;
+}
+
 static int anomaly_label(struct mg_connection *conn, const char *id)
 {
     const struct api_server *srv = api_server_of(conn);
@@ -157,17 +171,12 @@ static int anomaly_label(struct mg_connection *conn, const char *id)
     int rc = http_read_body(conn, srv->cfg->http_max_body, &body, &bodylen);
     if (rc < 0)
         return -rc;
-    if (params_read(&p, ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, body,
-                    bodylen, err, sizeof err) != ENMS_OK) {
+    if (label_read(&p, ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, body,
+                   bodylen, err, sizeof err) != 0) {
         status = http_reply_error(conn, 400, "%s", err);
         goto done;
     }
     const char *label = params_text(&p, "label", NULL);
-    if (!label && !body_clears_label(body, bodylen)) {
-        status = http_reply_error(conn, 400,
-                                  "label: required (confirmed, false_positive, or null to clear)");
-        goto done;
-    }
     const char *values[] = {id, label, params_text(&p, "notes", NULL),
                             params_text(&p, "labelled_by", "api")};
     PGconn *pg = api_pg(conn, err, sizeof err);
@@ -219,4 +228,24 @@ int route_anomalies_item(struct mg_connection *conn, void *cbdata)
     if (!http_method_is(conn, "POST"))
         return http_reply_error(conn, 405, "use POST");
     return anomaly_label(conn, id);
+}
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_anomalies_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                              char *err, size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    return routes_read_fields(LIST_FIELDS, sizeof LIST_FIELDS / sizeof LIST_FIELDS[0], qs, qslen,
+                              NULL, 0, err, errlen);
+}
+
+int route_anomalies_label_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                               char *err, size_t errlen)
+{
+    struct params p;
+    params_init(&p, LABEL_FIELDS, sizeof LABEL_FIELDS / sizeof LABEL_FIELDS[0], NULL);
+    int status = label_read(&p, qs, qslen, body, bodylen, err, errlen);
+    params_free(&p);
+    return status;
 }

@@ -110,3 +110,11 @@ done:
     params_free(&p);
     return status;
 }
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_drift_check_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                           char *err, size_t errlen)
+{
+    return routes_read_fields(DRIFT_FIELDS, DRIFT_FIELD_COUNT, qs, qslen, body, bodylen, err,
+                              errlen);
+}

@@ -425,3 +425,13 @@ done:
     params_free(&p);
     return status;
 }
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_energy_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                      size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    return routes_read_fields(ENERGY_FIELDS, sizeof ENERGY_FIELDS / sizeof ENERGY_FIELDS[0], qs,
+                              qslen, NULL, 0, err, errlen);
+}

@@ -178,3 +178,11 @@ done:
     free(body);
     return status;
 }
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_evaluate_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen)
+{
+    return routes_read_fields(EVALUATE_FIELDS, EVALUATE_FIELD_COUNT, qs, qslen, body, bodylen, err,
+                              errlen);
+}

@@ -371,3 +371,25 @@ int route_jobs_item(struct mg_connection *conn, void *cbdata)
         return http_reply_error(conn, 405, "use GET");
     return job_detail(conn, job_id);
 }
+
+/* The request reader (routes.h): the list's fields, then its cursor, as
+ * route_jobs_list reads them. */
+int route_jobs_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                         size_t errlen)
+{
+    struct params p;
+    long long cursor_us;
+    char cursor_id[37];
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    params_init(&p, LIST_FIELDS, sizeof LIST_FIELDS / sizeof LIST_FIELDS[0], NULL);
+    int status = params_read(&p, qs, qslen, NULL, 0, err, errlen) == ENMS_OK ? 0 : 400;
+    const char *cursor = params_text(&p, "cursor", NULL);
+    if (status == 0 && cursor &&
+        jobs_cursor_decode(cursor, strlen(cursor), &cursor_us, cursor_id) != ENMS_OK) {
+        snprintf(err, errlen, "cursor: malformed (pass next_cursor of the previous page)");
+        status = 400;
+    }
+    params_free(&p);
+    return status;
+}

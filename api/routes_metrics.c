@@ -100,13 +100,12 @@ static void describe_parse_error(const char *body, size_t len, char *err, size_t
     snprintf(err, errlen, "invalid JSON body at byte %zu", at);
 }
 
-/* Reads the record request into p and *metrics (a tree the caller frees).
- * Returns 0 or a 4xx status with err set. */
-static int read_record(const struct mg_request_info *ri, const char *body, size_t bodylen,
+/* Reads the record request (query string qs, may be NULL, and body) into p
+ * and *metrics (a tree the caller frees). Returns 0 or a 4xx status with err
+ * set. */
+static int read_record(const char *qs, size_t qslen, const char *body, size_t bodylen,
                        struct params *p, cJSON **metrics, char *err, size_t errlen)
 {
-    const char *qs = ri->query_string;
-    size_t qslen = qs ? strlen(qs) : 0;
     cJSON *root = NULL;
     int status = 0;
 
@@ -227,7 +226,8 @@ int route_metrics_record(struct mg_connection *conn, void *cbdata)
     int rc = http_read_body(conn, srv->cfg->http_max_body, &body, &bodylen);
     if (rc < 0)
         return -rc;
-    if ((status = read_record(ri, body, bodylen, &p, &metrics, err, sizeof err)) != 0) {
+    if ((status = read_record(ri->query_string, ri->query_string ? strlen(ri->query_string) : 0,
+                              body, bodylen, &p, &metrics, err, sizeof err)) != 0) {
         status = http_reply_error(conn, status, "%s", err);
         goto done;
     }
@@ -532,6 +532,27 @@ done:
     free(rows.buf);
     cJSON_Delete(o);
     PQclear(res);
+    params_free(&p);
+    return status;
+}
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_metrics_trend_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                             char *err, size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    return routes_read_fields(TREND_FIELDS, TREND_FIELD_COUNT, qs, qslen, NULL, 0, err, errlen);
+}
+
+int route_metrics_record_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                              char *err, size_t errlen)
+{
+    struct params p;
+    cJSON *metrics = NULL;
+    params_init(&p, RECORD_FIELDS, RECORD_FIELD_COUNT, NULL);
+    int status = read_record(qs, qslen, body, bodylen, &p, &metrics, err, errlen);
+    cJSON_Delete(metrics);
     params_free(&p);
     return status;
 }

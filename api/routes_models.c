@@ -202,3 +202,13 @@ int route_models_item(struct mg_connection *conn, void *cbdata)
         return http_reply_error(conn, 405, "use GET");
     return model_detail(conn, model_id);
 }
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_models_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                           char *err, size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    return routes_read_fields(LIST_FIELDS, sizeof LIST_FIELDS / sizeof LIST_FIELDS[0], qs, qslen,
+                              NULL, 0, err, errlen);
+}

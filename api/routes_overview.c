@@ -131,3 +131,22 @@ done:
     params_free(&p);
     return status;
 }
+
+/* The request readers (routes.h): the same tables the handlers above use. */
+int route_performance_latest_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                                  char *err, size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    return routes_read_fields(LATEST_FIELDS, sizeof LATEST_FIELDS / sizeof LATEST_FIELDS[0], qs,
+                              qslen, NULL, 0, err, errlen);
+}
+
+int route_ab_tests_list_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                             char *err, size_t errlen)
+{
+    (void)body; /* a GET: the handler reads no body */
+    (void)bodylen;
+    return routes_read_fields(TESTS_FIELDS, sizeof TESTS_FIELDS / sizeof TESTS_FIELDS[0], qs, qslen,
+                              NULL, 0, err, errlen);
+}

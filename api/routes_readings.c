@@ -457,13 +457,79 @@ static const cJSON *readings_of(const cJSON *doc, char *err, size_t errlen)
     return arr;
 }
 
+/* Reads and checks a whole batch (body may be NULL) into *rows (calloc'd, the
+ * caller frees it) and *n, before anything is asked of the database.
+ * Returns 0, or the status to answer (400, 413; 500 out of memory) with the
+ * reply's message in err. */
+static int readings_parse(const char *body, size_t bodylen, struct row **rows, size_t *n, char *err,
+                          size_t errlen)
+{
+    char why[512];
+    cJSON *doc = NULL;
+    int status = 400;
+
+    *rows = NULL;
+    *n = 0;
+    if (!body) {
+        snprintf(err, errlen, "body: required (a JSON object {\"readings\": [...]})");
+        return 400;
+    }
+    if (!(doc = json_parse(body, bodylen, why, sizeof why))) {
+        snprintf(err, errlen, "body: %s", why);
+        return 400;
+    }
+    const cJSON *arr = readings_of(doc, err, errlen);
+    if (!arr)
+        goto done;
+    size_t count = (size_t)cJSON_GetArraySize(arr);
+    if (count == 0) {
+        snprintf(err, errlen, "readings: must hold at least one reading");
+        goto done;
+    }
+    if (count > READINGS_BATCH_MAX) {
+        snprintf(err, errlen,
+                 "readings: %zu readings in one request, at most %d (split the batch); nothing "
+                 "was written",
+                 count, READINGS_BATCH_MAX);
+        status = 413;
+        goto done;
+    }
+    if (!(*rows = calloc(count, sizeof **rows))) {
+        snprintf(err, errlen, "out of memory");
+        status = 500;
+        goto done;
+    }
+    size_t i = 0;
+    for (const cJSON *item = arr->child; item; item = item->next, i++) {
+        if (parse_row(item, i, &(*rows)[i], why, sizeof why) != ENMS_OK) {
+            snprintf(err, errlen, "%s; nothing was written", why);
+            goto done;
+        }
+    }
+    int rc = find_duplicate(*rows, count, why, sizeof why);
+    if (rc != ENMS_OK) {
+        snprintf(err, errlen, "%s; nothing was written", why);
+        status = rc == ENMS_ENOMEM ? 500 : 400;
+        goto done;
+    }
+    *n = count;
+    status = 0;
+done:
+    cJSON_Delete(doc); /* the rows hold everything now; free the tree early */
+    if (status) {
+        free(*rows);
+        *rows = NULL;
+    }
+    return status;
+}
+
 int route_readings(struct mg_connection *conn, void *cbdata)
 {
     const struct api_server *srv = cbdata;
     char *body = NULL;
     size_t bodylen = 0, n = 0;
     char err[512];
-    cJSON *doc = NULL, *answer = NULL, *out = NULL, *jobs = NULL;
+    cJSON *answer = NULL, *out = NULL, *jobs = NULL;
     struct row *rows = NULL;
     struct batch_arrays arrays;
     PGresult *res = NULL;
@@ -477,51 +543,10 @@ int route_readings(struct mg_connection *conn, void *cbdata)
     int rc = http_read_body(conn, cap, &body, &bodylen);
     if (rc < 0)
         return -rc;
-    if (!body) {
-        status =
-            http_reply_error(conn, 400, "body: required (a JSON object {\"readings\": [...]})");
+    if ((status = readings_parse(body, bodylen, &rows, &n, err, sizeof err)) != 0) {
+        status = http_reply_error(conn, status, "%s", err);
         goto done;
     }
-    if (!(doc = json_parse(body, bodylen, err, sizeof err))) {
-        status = http_reply_error(conn, 400, "body: %s", err);
-        goto done;
-    }
-    const cJSON *arr = readings_of(doc, err, sizeof err);
-    if (!arr) {
-        status = http_reply_error(conn, 400, "%s", err);
-        goto done;
-    }
-    n = (size_t)cJSON_GetArraySize(arr);
-    if (n == 0) {
-        status = http_reply_error(conn, 400, "readings: must hold at least one reading");
-        goto done;
-    }
-    if (n > READINGS_BATCH_MAX) {
-        status = http_reply_error(conn, 413,
-                                  "readings: %zu readings in one request, at most %d (split the "
-                                  "batch); nothing was written",
-                                  n, READINGS_BATCH_MAX);
-        goto done;
-    }
-    if (!(rows = calloc(n, sizeof *rows))) {
-        status = http_reply_error(conn, 500, "out of memory");
-        goto done;
-    }
-    size_t i = 0;
-    for (const cJSON *item = arr->child; item; item = item->next, i++) {
-        if (parse_row(item, i, &rows[i], err, sizeof err) != ENMS_OK) {
-            status = http_reply_error(conn, 400, "%s; nothing was written", err);
-            goto done;
-        }
-    }
-    rc = find_duplicate(rows, n, err, sizeof err);
-    if (rc != ENMS_OK) {
-        status =
-            http_reply_error(conn, rc == ENMS_ENOMEM ? 500 : 400, "%s; nothing was written", err);
-        goto done;
-    }
-    cJSON_Delete(doc); /* the rows hold everything now; free the tree early */
-    doc = NULL;
     if (arrays_build(rows, n, &arrays) != ENMS_OK) {
         status = http_reply_error(conn, 500, "out of memory");
         goto done;
@@ -582,9 +607,30 @@ done:
     cJSON_Delete(jobs);
     cJSON_Delete(out);
     cJSON_Delete(answer);
-    cJSON_Delete(doc);
     arrays_free(&arrays);
     free(rows);
     free(body);
+    return status;
+}
+
+/* The request reader (routes.h): the batch checks of route_readings, and the
+ * bound arrays built from an accepted batch. The handler reads no query
+ * string. */
+int route_readings_read(const char *qs, size_t qslen, const char *body, size_t bodylen, char *err,
+                        size_t errlen)
+{
+    struct row *rows = NULL;
+    struct batch_arrays arrays;
+    size_t n = 0;
+    (void)qs;
+    (void)qslen;
+    memset(&arrays, 0, sizeof arrays);
+    int status = readings_parse(body, bodylen, &rows, &n, err, errlen);
+    if (status == 0 && arrays_build(rows, n, &arrays) != ENMS_OK) {
+        snprintf(err, errlen, "out of memory");
+        status = 500;
+    }
+    arrays_free(&arrays);
+    free(rows);
     return status;
 }

@@ -145,6 +145,36 @@ static int dispatch(struct mg_connection *conn, const char *job_id, const char *
     return 1;
 }
 
+/* Reads the trigger request (query string qs, may be NULL, and body) into p,
+ * initialised on the trigger fields, and its params object into sub,
+ * initialised on MODEL_PARAMS (switched to PROBE_PARAMS for a probe job).
+ * *params_json is then the params text to store: NULL, p's own text for a
+ * probe, or *normalised (malloc'd, the caller frees it). Returns 0 or the
+ * status to answer (400; 500 out of memory) with err set. */
+static int trigger_read(struct params *p, struct params *sub, const char *qs, size_t qslen,
+                        const char *body, size_t bodylen, const char **params_json,
+                        char **normalised, char *err, size_t errlen)
+{
+    *params_json = NULL;
+    if (params_read(p, qs, qslen, body, bodylen, err, errlen) != ENMS_OK)
+        return 400;
+    const char *model_type = params_text(p, "model_type", NULL);
+    const char *text = params_text(p, "params", NULL);
+    if (strcmp(model_type, "probe") == 0)
+        params_init(sub, PROBE_PARAMS, sizeof PROBE_PARAMS / sizeof PROBE_PARAMS[0], "params.");
+    if (text && params_parse_json(sub, text, strlen(text), err, errlen) != ENMS_OK)
+        return 400;
+    if (text && strcmp(model_type, "probe") != 0) {
+        if (!(*normalised = model_params_json(sub))) {
+            snprintf(err, errlen, "out of memory");
+            return 500;
+        }
+        text = *normalised;
+    }
+    *params_json = text;
+    return 0;
+}
+
 int route_retrain_trigger(struct mg_connection *conn, void *cbdata)
 {
     const struct api_server *srv = cbdata;
@@ -171,30 +201,17 @@ int route_retrain_trigger(struct mg_connection *conn, void *cbdata)
     int rc = http_read_body(conn, cfg->http_max_body, &body, &bodylen);
     if (rc < 0)
         return -rc;
-    if (params_read(&p, ri->query_string, ri->query_string ? strlen(ri->query_string) : 0, body,
-                    bodylen, err, sizeof err) != ENMS_OK) {
-        status = http_reply_error(conn, 400, "%s", err);
+    const char *params_json = NULL;
+    if ((status = trigger_read(&p, &sub, ri->query_string,
+                               ri->query_string ? strlen(ri->query_string) : 0, body, bodylen,
+                               &params_json, &normalised, err, sizeof err)) != 0) {
+        status = http_reply_error(conn, status, "%s", err);
         goto done;
     }
     const char *model_type = params_text(&p, "model_type", NULL);
     const char *machine_id = params_text(&p, "machine_id", NULL);
     const char *trigger_type = params_text(&p, "trigger_type", "manual");
     const char *reason = params_text(&p, "reason", DEFAULT_REASON);
-    const char *params_json = params_text(&p, "params", NULL);
-    if (strcmp(model_type, "probe") == 0)
-        params_init(&sub, PROBE_PARAMS, sizeof PROBE_PARAMS / sizeof PROBE_PARAMS[0], "params.");
-    if (params_json &&
-        params_parse_json(&sub, params_json, strlen(params_json), err, sizeof err) != ENMS_OK) {
-        status = http_reply_error(conn, 400, "%s", err);
-        goto done;
-    }
-    if (params_json && strcmp(model_type, "probe") != 0) {
-        if (!(normalised = model_params_json(&sub))) {
-            status = http_reply_error(conn, 500, "out of memory");
-            goto done;
-        }
-        params_json = normalised;
-    }
 
     PGconn *pg = api_pg(conn, err, sizeof err);
     if (!pg) {
@@ -252,5 +269,26 @@ done:
     params_free(&p);
     free(normalised);
     free(body);
+    return status;
+}
+
+/* The request reader (routes.h). It accepts the probe type too, as with
+ * ENMS_ENABLE_PROBE=1, so that both kinds of params object are read. */
+int route_retrain_trigger_read(const char *qs, size_t qslen, const char *body, size_t bodylen,
+                               char *err, size_t errlen)
+{
+    struct param_spec fields[F_COUNT];
+    struct params p, sub;
+    const char *params_json;
+    char *normalised = NULL;
+    memcpy(fields, TRIGGER_FIELDS, sizeof fields);
+    fields[F_MODEL_TYPE].choices = MODEL_TYPES_PROBE;
+    params_init(&p, fields, F_COUNT, NULL);
+    params_init(&sub, MODEL_PARAMS, MODEL_PARAMS_COUNT, "params.");
+    int status =
+        trigger_read(&p, &sub, qs, qslen, body, bodylen, &params_json, &normalised, err, errlen);
+    free(normalised);
+    params_free(&sub);
+    params_free(&p);
     return status;
 }
