@@ -80,21 +80,30 @@ static long backoff_next(struct worker *w, long *step_ms)
     return delay;
 }
 
+/* The event `event` of this attempt, as published on the events channel
+ * (common/events.h). The strings are borrowed: valid while run and the
+ * arguments are. */
+static struct job_event run_event(const struct run *run, const char *event, const char *status,
+                                  int percent, const char *stage, const char *error)
+{
+    return (struct job_event){.event = event,
+                              .job_id = run->job.id,
+                              .status = status,
+                              .progress_pct = percent,
+                              .stage = stage,
+                              .model_type = run->job.model_type,
+                              .machine_id = run->job.machine_id,
+                              .attempt = run->job.attempts,
+                              .worker_id = run->w->cfg->worker_id,
+                              .error_message = error};
+}
+
 static void publish_event(struct run *run, const char *event, const char *status, int percent,
                           const char *stage, const char *error)
 {
     struct worker *w = run->w;
     char err[256];
-    struct job_event ev = {.event = event,
-                           .job_id = run->job.id,
-                           .status = status,
-                           .progress_pct = percent,
-                           .stage = stage,
-                           .model_type = run->job.model_type,
-                           .machine_id = run->job.machine_id,
-                           .attempt = run->job.attempts,
-                           .worker_id = w->cfg->worker_id,
-                           .error_message = error};
+    struct job_event ev = run_event(run, event, status, percent, stage, error);
     if (runner_redis(w, err, sizeof err) != ENMS_OK ||
         job_event_publish(w->redis, w->cfg->redis_prefix, &ev, err, sizeof err) != ENMS_OK)
         log_event(LOG_WARN, run->job.id, "cannot publish %s: %s", event, err);
@@ -144,16 +153,7 @@ static int pipe_event(struct queue_pipe *p, struct run *run, const char *event, 
                       int percent, const char *stage, const char *error)
 {
     struct worker *w = run->w;
-    struct job_event ev = {.event = event,
-                           .job_id = run->job.id,
-                           .status = status,
-                           .progress_pct = percent,
-                           .stage = stage,
-                           .model_type = run->job.model_type,
-                           .machine_id = run->job.machine_id,
-                           .attempt = run->job.attempts,
-                           .worker_id = w->cfg->worker_id,
-                           .error_message = error};
+    struct job_event ev = run_event(run, event, status, percent, stage, error);
     char *json = job_event_json(&ev); /* cJSON_free */
     if (!json)
         return -1;

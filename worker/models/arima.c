@@ -683,6 +683,40 @@ static double css_eval(struct fit_ctx *c, const double *x)
     return v;
 }
 
+/* Chain rule from the expanded polynomials to the parameters: given the
+ * gradient with respect to the expanded AR coefficients (gphi, p + mP of
+ * them) and MA coefficients (gth, q + mQ), writes the gradient with respect
+ * to (ar, ma, sar, sma) = par into g. phi = (1 - ar)(1 - sar B^m) and
+ * theta = (1 + ma)(1 + sma B^m), as expand_arma builds them. Shared by the
+ * CSS and the exact-likelihood gradients. */
+static void grad_expanded_to_par(const struct arima_order *o, const double *par, const double *gphi,
+                                 const double *gth, double *g)
+{
+    size_t m = (size_t)o->m;
+    const double *ar = par, *ma = par + o->p, *sar = ma + o->q, *sma = sar + o->P;
+    double *gar = g, *gma = g + o->p, *gsar = gma + o->q, *gsma = gsar + o->P;
+    for (int i = 0; i < o->p; i++) {
+        gar[i] = gphi[i];
+        for (int j = 0; j < o->P; j++)
+            gar[i] -= sar[j] * gphi[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int j = 0; j < o->P; j++) {
+        gsar[j] = gphi[(size_t)(j + 1) * m - 1];
+        for (int i = 0; i < o->p; i++)
+            gsar[j] -= ar[i] * gphi[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int i = 0; i < o->q; i++) {
+        gma[i] = gth[i];
+        for (int j = 0; j < o->Q; j++)
+            gma[i] += sma[j] * gth[(size_t)(j + 1) * m + (size_t)i];
+    }
+    for (int j = 0; j < o->Q; j++) {
+        gsma[j] = gth[(size_t)(j + 1) * m - 1];
+        for (int i = 0; i < o->q; i++)
+            gsma[j] += ma[i] * gth[(size_t)(j + 1) * m + (size_t)i];
+    }
+}
+
 /* Exact gradient of css_eval at x (which it evaluates first), by
  * differentiating the residual recursion r_t = w_t - sum phi_i w_(t-i-1) -
  * sum theta_j r_(t-j-1) in reverse mode (one backward pass for all
@@ -781,30 +815,7 @@ static double css_grad(struct fit_ctx *c, const double *x, double *g)
         }
         gf[i] = acc / c->ssq; /* d/dcoef of 0.5 log(ssq / nu) */
     }
-    const double *par = c->par;
-    const double *ar = par, *ma = par + o->p, *sar = ma + o->q, *sma = sar + o->P;
-    double *gar = g, *gma = g + o->p, *gsar = gma + o->q, *gsma = gsar + o->P;
-    const double *gphi = gf, *gth = gf + pf;
-    for (int i = 0; i < o->p; i++) {
-        gar[i] = gphi[i];
-        for (int j = 0; j < o->P; j++)
-            gar[i] -= sar[j] * gphi[(size_t)(j + 1) * m + (size_t)i];
-    }
-    for (int j = 0; j < o->P; j++) {
-        gsar[j] = gphi[(size_t)(j + 1) * m - 1];
-        for (int i = 0; i < o->p; i++)
-            gsar[j] -= ar[i] * gphi[(size_t)(j + 1) * m + (size_t)i];
-    }
-    for (int i = 0; i < o->q; i++) {
-        gma[i] = gth[i];
-        for (int j = 0; j < o->Q; j++)
-            gma[i] += sma[j] * gth[(size_t)(j + 1) * m + (size_t)i];
-    }
-    for (int j = 0; j < o->Q; j++) {
-        gsma[j] = gth[(size_t)(j + 1) * m - 1];
-        for (int i = 0; i < o->q; i++)
-            gsma[j] += ma[i] * gth[(size_t)(j + 1) * m + (size_t)i];
-    }
+    grad_expanded_to_par(o, c->par, gf, gf + pf, g);
 done:
     free(r);
     free(w);
@@ -1605,32 +1616,7 @@ static int ml_grad(struct fit_ctx *c, const double *x, double *g, double *fout)
 
     /* Expanded coefficients to par (as css_grad), then through the Jones
      * transform of the AR blocks. thbar[0] is theta_0 = 1, a constant. */
-    size_t m = (size_t)o->m;
-    const double *par = c->par;
-    const double *ar = par, *ma = par + o->p, *sar = ma + o->q;
-    double *gar = g, *gma = g + o->p, *gsar = gma + o->q, *gsma = gsar + o->P;
-    const double *gth = thbar + 1;
-    const double *sma = sar + o->P;
-    for (int i = 0; i < o->p; i++) {
-        gar[i] = phibar[i];
-        for (int j = 0; j < o->P; j++)
-            gar[i] -= sar[j] * phibar[(size_t)(j + 1) * m + (size_t)i];
-    }
-    for (int j = 0; j < o->P; j++) {
-        gsar[j] = phibar[(size_t)(j + 1) * m - 1];
-        for (int i = 0; i < o->p; i++)
-            gsar[j] -= ar[i] * phibar[(size_t)(j + 1) * m + (size_t)i];
-    }
-    for (int i = 0; i < o->q; i++) {
-        gma[i] = gth[i];
-        for (int j = 0; j < o->Q; j++)
-            gma[i] += sma[j] * gth[(size_t)(j + 1) * m + (size_t)i];
-    }
-    for (int j = 0; j < o->Q; j++) {
-        gsma[j] = gth[(size_t)(j + 1) * m - 1];
-        for (int i = 0; i < o->q; i++)
-            gsma[j] += ma[i] * gth[(size_t)(j + 1) * m + (size_t)i];
-    }
+    grad_expanded_to_par(o, c->par, phibar, thbar + 1, g);
     if (c->trans) {
         double out[ARIMA_MAX_P], J[ARIMA_MAX_P * ARIMA_MAX_P], tmp[ARIMA_MAX_P];
         struct {
