@@ -90,6 +90,18 @@ def wait_status(dsn, job_id, statuses, timeout=30.0):
     raise AssertionError(f"job {job_id} not {statuses} within {timeout}s: {row}")
 
 
+def wait_for(predicate, timeout, what):
+    """Polls predicate every 50 ms; returns its first true value, or fails
+    naming `what` after timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"{what} within {timeout}s")
+
+
 def events_of(dsn, job_id):
     """The job's status history from job_events: [(from, to, attempt, worker), ...]."""
     with psycopg2.connect(dsn) as conn, conn.cursor() as cur:

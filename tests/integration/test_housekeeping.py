@@ -15,7 +15,7 @@ import pytest
 
 from conftest import pg_query, run_ctl
 from pipeline import (MACHINE, add_machine, events_of, job_row, pipeline_env, processing_lists,
-                      redis_client, start_api, start_worker, trigger, wait_status)
+                      redis_client, start_api, start_worker, trigger, wait_for, wait_status)
 
 def insert_job(dsn, status="pending", attempts=0, worker_id=None, started_ago=None,
                updated_ago=0, beat_ago=None, model_type="probe", machine_id=MACHINE,
@@ -246,16 +246,6 @@ def test_settled_job_is_skipped_by_compare_and_set(hk):
 def worker_pid(r, prefix, worker_id):
     pid = r.hget(f"{prefix}:worker:{worker_id}", "pid")
     return int(pid) if pid else None
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout}s")
 
 
 def test_acceptance_2_killed_worker_job_completes_elsewhere(spawn, migrated_db, redis_url):

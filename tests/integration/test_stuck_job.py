@@ -5,23 +5,12 @@ dead-lettered. A training thread that ignores the stop (the probe's
 `hang_at`) is ended by the worker replacing its own process image, so the
 slot frees; one that obeys it just stops. docs/reliability.md describes what
 this shows."""
-import time
 
 from conftest import log_records, pg_query
 from pipeline import (MACHINE, add_machine, events_of, pipeline_env, processing_lists,
-                      redis_client, start_api, start_worker, trigger, wait_status)
+                      redis_client, start_api, start_worker, trigger, wait_for, wait_status)
 
 STUCK_S = 2
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout}s")
 
 
 def messages(proc, job=None):

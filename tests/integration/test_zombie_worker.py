@@ -6,21 +6,10 @@ docs/reliability.md describes what this shows."""
 import json
 import os
 import signal
-import time
 
 from conftest import log_records, pg_query
 from pipeline import (MACHINE, add_machine, events_of, job_row, pipeline_env, processing_lists,
-                      redis_client, start_api, start_worker, trigger, wait_status)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError(f"{what} within {timeout}s")
+                      redis_client, start_api, start_worker, trigger, wait_for, wait_status)
 
 
 def job_messages(proc, job):
