@@ -324,27 +324,33 @@ class FetchFake(threading.Thread):
                     "patterns": [{"urlPattern": p, "requestStage": "Request"} for p in self.patterns]}}))
                 next_id = 2
                 while not self.done.is_set():
+                    # Only the wait for a message may time out: a reply cancelled half-sent
+                    # would leave its request paused in the browser for ever.
+                    raw = None
                     with trio.move_on_after(0.05):
-                        msg = json.loads(await ws.get_message())
-                        if msg.get("id") == 1:
-                            self.ready.set()
-                        if msg.get("method") != "Fetch.requestPaused":
-                            continue
-                        p = msg["params"]
-                        url, headers = p["request"]["url"], p["request"]["headers"]
-                        fake = self.fail > 0 and self.fail_part in url
-                        self.paused.append((url, headers, fake))
-                        if fake:
-                            self.fail -= 1
-                            cmd = {"method": "Fetch.fulfillRequest", "params": {
-                                "requestId": p["requestId"], "responseCode": 401,
-                                "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
-                                "body": base64.b64encode(b'{"detail": "bearer token required"}').decode()}}
-                        else:
-                            cmd = {"method": "Fetch.continueRequest", "params": {"requestId": p["requestId"]}}
-                        cmd["id"] = next_id
-                        next_id += 1
-                        await ws.send_message(json.dumps(cmd))
+                        raw = await ws.get_message()
+                    if raw is None:
+                        continue
+                    msg = json.loads(raw)
+                    if msg.get("id") == 1:
+                        self.ready.set()
+                    if msg.get("method") != "Fetch.requestPaused":
+                        continue
+                    p = msg["params"]
+                    url, headers = p["request"]["url"], p["request"]["headers"]
+                    fake = self.fail > 0 and self.fail_part in url
+                    self.paused.append((url, headers, fake))
+                    if fake:
+                        self.fail -= 1
+                        cmd = {"method": "Fetch.fulfillRequest", "params": {
+                            "requestId": p["requestId"], "responseCode": 401,
+                            "responseHeaders": [{"name": "Content-Type", "value": "application/json"}],
+                            "body": base64.b64encode(b'{"detail": "bearer token required"}').decode()}}
+                    else:
+                        cmd = {"method": "Fetch.continueRequest", "params": {"requestId": p["requestId"]}}
+                    cmd["id"] = next_id
+                    next_id += 1
+                    await ws.send_message(json.dumps(cmd))
                 await ws.send_message(json.dumps({"id": next_id, "method": "Fetch.disable"}))
 
         try:

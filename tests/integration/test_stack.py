@@ -8,7 +8,7 @@ import time
 
 import requests
 
-from conftest import ROOT, free_port, wait_http
+from conftest import ROOT, free_port
 
 
 def alive(pid):
@@ -29,6 +29,34 @@ def env_value(env_file, name):
     raise AssertionError(f"{name} missing from .run/env:\n{env_file}")
 
 
+class PortTaken(Exception):
+    """Another test's server took the HTTP port between free_port() and the stack's start."""
+
+
+def wait_ready(stack, log_path, port, timeout=90):
+    """Waits for /readyz 200 from *this* stack. Fails at once, with the stack's output, when
+    the stack exits first: a server answering on the port is then some other test's (tests run
+    in parallel and free ports are only free when picked), whose 503 would otherwise be
+    mistaken for ours."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if stack.poll() is not None:
+            output = log_path.read_text()
+            if f"port {port} is in use" in output:
+                raise PortTaken(output)
+            raise AssertionError(f"the stack exited ({stack.returncode}) before it was ready:\n{output}")
+        try:
+            r = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            if r.status_code == 200:
+                return
+            last = f"{r.status_code} {r.text}"
+        except requests.RequestException as e:
+            last = e
+        time.sleep(0.1)
+    raise AssertionError(f"/readyz not 200 within {timeout}s (last: {last!r})\n{log_path.read_text()}")
+
+
 def run_stack_once(tmp_path, run_dir, port, bin_dir, label):
     """Starts `stack.sh run`, checks it serves, sends Ctrl-C, checks nothing is left.
     Returns (output, ENMS_PG_DSN, seconds until /readyz answered 200)."""
@@ -44,8 +72,7 @@ def run_stack_once(tmp_path, run_dir, port, bin_dir, label):
                              stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     pids = []
     try:
-        wait_http(f"http://127.0.0.1:{port}/healthz", expect=200, timeout=60)
-        wait_http(f"http://127.0.0.1:{port}/readyz", expect=200, timeout=60)
+        wait_ready(stack, log_path, port)
         ready_after = time.monotonic() - started
         env_file = (run_dir / "env").read_text()
         assert env_value(env_file, "ENMS_PG_DSN").startswith("postgresql://postgres@127.0.0.1:")
@@ -59,7 +86,10 @@ def run_stack_once(tmp_path, run_dir, port, bin_dir, label):
         pids.append(int(open(os.path.join(pg_dir, "data", "postmaster.pid")).readline()))
         assert requests.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
     finally:
-        os.killpg(stack.pid, signal.SIGINT)
+        try:
+            os.killpg(stack.pid, signal.SIGINT)
+        except ProcessLookupError:  # it had exited already (wait_ready says why)
+            pass
         try:
             stack.wait(timeout=60)
         finally:
@@ -77,15 +107,24 @@ def run_stack_once(tmp_path, run_dir, port, bin_dir, label):
     return output, dsn, ready_after
 
 
+def run_stack_on_a_free_port(tmp_path, run_dir, bin_dir, label):
+    """run_stack_once on a port picked now, picked again when another test took it first."""
+    for attempt in range(3):
+        try:
+            return run_stack_once(tmp_path, run_dir, free_port(), bin_dir, f"{label}-{attempt}")
+        except PortTaken as e:
+            taken = e
+    raise AssertionError(f"the HTTP port was taken three times:\n{taken}")
+
+
 def test_stack_run_serves_stops_cleanly_and_reuses_data(tmp_path, bin_dir):
     run_dir = tmp_path / "run"
-    port = free_port()
     try:
-        output, dsn, ready = run_stack_once(tmp_path, run_dir, port, bin_dir, "first")
+        output, dsn, ready = run_stack_on_a_free_port(tmp_path, run_dir, bin_dir, "first")
         print(f"first start: ready after {ready:.1f} s (includes initdb, migrate, seed)")
         assert "seeded 8 machines, 70080 readings" in output, output
 
-        output, dsn2, ready = run_stack_once(tmp_path, run_dir, port, bin_dir, "second")
+        output, dsn2, ready = run_stack_on_a_free_port(tmp_path, run_dir, bin_dir, "second")
         print(f"second start: ready after {ready:.1f} s")
         assert dsn2 == dsn  # same ports, same data folder
         assert "demo data already present (70080 readings)" in output, output
