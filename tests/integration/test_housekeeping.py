@@ -293,7 +293,8 @@ def test_acceptance_4b_job_that_always_crashes_is_dead_lettered(spawn, migrated_
     assert row["status"] == "failed", row
     assert row["attempts"] == 2
     assert "failed after 2 attempts" in row["error_message"]
-    assert job in r.lrange(f"{p}:dead", 0, -1)
+    # PostgreSQL first, then the dead-letter list: the push follows the commit.
+    wait_for(lambda: job in r.lrange(f"{p}:dead", 0, -1), 5, "job in the dead-letter list")
     alerts = pg_query(migrated_db, "SELECT count(*) FROM model_alerts WHERE alert_type = "
                       "'training_failed' AND alert_details->>'job_id' = %s", (job,))
     assert alerts[0][0] == 1

@@ -16,7 +16,7 @@ import requests
 
 from conftest import ROOT, run_ctl
 from pipeline import (MACHINE, add_machine, pipeline_env, redis_client, start_api, start_worker,
-                      trigger, wait_status)
+                      trigger, wait_for, wait_status)
 from test_housekeeping import insert_job
 
 DOC = os.path.join(ROOT, "docs", "queue.md")
@@ -129,7 +129,8 @@ def test_keys_of_a_realistic_session_are_documented(spawn, migrated_db, redis_ur
     crash = trigger(api.base, params={"steps": 5, "step_ms": 50, "crash_at": 1})
     crash_id = crash.json()["training_job_id"]
     wait_status(migrated_db, crash_id, "failed", timeout=30)
-    assert crash_id in r.lrange(f"{p}:dead", 0, -1)
+    # PostgreSQL first, then the dead-letter list: the push follows the commit.
+    wait_for(lambda: crash_id in r.lrange(f"{p}:dead", 0, -1), 5, "crashed job in the dead-letter list")
     time.sleep(1)
     events = []
     while (m := sub.get_message(timeout=0.2)) is not None:

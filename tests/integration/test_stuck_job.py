@@ -53,7 +53,8 @@ def test_hung_job_is_requeued_then_dead_lettered_and_workers_recover(spawn, migr
     assert row["status"] == "failed", row
     assert row["attempts"] == 2
     assert row["error_message"] == f"failed after 2 attempts: no progress for {STUCK_S} s"
-    assert r.lrange(f"{p}:dead", 0, -1) == [job]
+    # PostgreSQL first, then the dead-letter list: the push follows the commit.
+    wait_for(lambda: r.lrange(f"{p}:dead", 0, -1) == [job], 5, "job alone in the dead-letter list")
     alerts = pg_query(migrated_db, "SELECT count(*) FROM model_alerts WHERE alert_type = "
                       "'training_failed' AND alert_details->>'job_id' = %s", (job,))
     assert alerts[0][0] == 1
@@ -105,7 +106,8 @@ def test_training_that_obeys_the_stop_ends_without_a_restart(spawn, migrated_db,
     assert row["status"] == "failed", row
     assert row["attempts"] == 1
     assert row["error_message"] == f"failed after 1 attempt: no progress for {STUCK_S} s"
-    assert r.lrange(f"{p}:dead", 0, -1) == [job]
+    # PostgreSQL first, then the dead-letter list: the push follows the commit.
+    wait_for(lambda: r.lrange(f"{p}:dead", 0, -1) == [job], 5, "job alone in the dead-letter list")
     msgs = messages(worker)
     assert not any("restarting the worker process" in m for m in msgs), msgs
     assert not any("did not stop" in m for m in msgs), msgs
