@@ -100,56 +100,68 @@ cpu_time() {
     echo "-1|?|nan"
     return
   fi
-  "$PY" - "$out" "$t" "$inner" <<'EOF'
+  # The fit alone, as R's time is auto.arima() alone: enmsctl's own CPU
+  # clock around the fit, INNER fits in one process (--repeat), averaged.
+  "$1" fit --model forecast_arima --csv "$2" --period "$3" --horizon 1 --repeat "$inner" \
+    >"$TMP/fit.json" 2>/dev/null || : >"$TMP/fit.json"
+  "$PY" - "$out" "$t" "$inner" "$TMP/fit.json" <<'EOF'
 import json, sys
 d = json.load(open(sys.argv[1]))["model"]
-print("%.4f|%s|%.4f" % (float(sys.argv[2]) / int(sys.argv[3]), d.get("label", "?"),
-                        d.get("aicc") or float("nan")))
+try:
+    alone = "%.5f" % json.load(open(sys.argv[4]))["fit_cpu_seconds"]
+except (ValueError, KeyError):  # an older enmsctl without --repeat
+    alone = "-1"
+print("%.4f|%s|%.4f|%s" % (float(sys.argv[2]) / int(sys.argv[3]), d.get("label", "?"),
+                           d.get("aicc") or float("nan"), alone))
 EOF
 }
 median() { sort -n | awk '{a[NR]=$1} END {printf (a[int((NR+1)/2)] < 0.1 ? "%.4f" : "%.2f"), a[int((NR+1)/2)]}'; }
 
-r_time() { # FILE M -> "seconds|label|aicc" from R (user CPU of auto.arima alone)
-  Rscript - "$1" "$2" <<'EOF' 2>/dev/null | tail -1
+r_time() { # FILE M INNER -> "seconds|label|aicc" from R (user CPU of auto.arima alone,
+  # INNER calls in one timing, divided: proc.time() counts in 10 ms steps)
+  Rscript - "$1" "$2" "${3:-1}" <<'EOF' 2>/dev/null | tail -1
 suppressMessages(library(forecast))
 a <- commandArgs(trailingOnly = TRUE)
 y <- ts(read.csv(a[1])$y, frequency = as.integer(a[2]))
+k <- as.integer(a[3])
 t0 <- proc.time()
-f <- auto.arima(y)
+for (i in seq_len(k)) f <- auto.arima(y)
 t1 <- proc.time()
 o <- arimaorder(f)
 lab <- sprintf("ARIMA(%s)", paste(o[1:3], collapse = ","))
 if (length(o) > 3) lab <- sprintf("%s(%s)[%d]", lab, paste(o[4:6], collapse = ","), o[7])
-cat(sprintf("%.2f|%s|%.4f\n", (t1 - t0)[["user.self"]], lab, f$aicc))
+cat(sprintf("%.4f|%s|%.4f\n", (t1 - t0)[["user.self"]] / k, lab, f$aicc))
 EOF
 }
 
-HDR="| series | n | m | chosen (ours) | AICc | ours, CPU s |"
-SEP="|---|---|---|---|---|---|"
+HDR="| series | n | m | chosen (ours) | AICc | ours, whole process, CPU s | ours, fit alone, CPU s |"
+SEP="|---|---|---|---|---|---|---|"
 [ -n "$OLD" ] && { HDR="$HDR before, CPU s | speed-up |"; SEP="$SEP---|---|"; }
 HDR="$HDR R auto.arima, s (issue) |"; SEP="$SEP---|"
 [ "$WITH_R" = 1 ] && { HDR="$HDR R here, CPU s | R's choice |"; SEP="$SEP---|---|"; }
-[ "$WITH_R" = 1 ] && [ "$ISSUE" = 1 ] && { HDR="$HDR R / ours | AICc ours − R |"; SEP="$SEP---|---|"; }
+[ "$WITH_R" = 1 ] && [ "$ISSUE" = 1 ] && { HDR="$HDR R / ours, fit alone | R / ours, whole process | AICc ours − R |"; SEP="$SEP---|---|---|"; }
 TABLE="$HDR
 $SEP"
 while IFS='|' read -r name file m rquote; do
   csv="$TMP/data/$file.csv"
   [ -f "$csv" ] || { echo "arima_bench.sh: $file missing, skipped" >&2; continue; }
   n=$(($(wc -l <"$csv") - 1))
-  : >"$TMP/new.t"; : >"$TMP/old.t"
+  : >"$TMP/new.t"; : >"$TMP/old.t"; : >"$TMP/alone.t"
   INNER=1
   [ "$ISSUE" = 1 ] && [ "$n" -le 1000 ] && INNER=10
   for _ in $(seq 1 "$REPEATS"); do
     res=$(INNER=$INNER cpu_time "$BIN" "$csv" "$m")
     echo "${res%%|*}" >>"$TMP/new.t"
+    echo "${res##*|}" >>"$TMP/alone.t"
     if [ -n "$OLD" ]; then
       ores=$(cpu_time "$OLD" "$csv" "$m" "$OLD_TIMEOUT")
       echo "${ores%%|*}" >>"$TMP/old.t"
     fi
   done
-  rest=${res#*|}; label=${rest%%|*}; aicc=${rest#*|}
+  rest=${res#*|}; label=${rest%%|*}; rest=${rest#*|}; aicc=${rest%%|*}
   tn=$(median <"$TMP/new.t")
-  row="| $name | $n | $m | $label | $aicc | $tn |"
+  ta=$(median <"$TMP/alone.t")
+  row="| $name | $n | $m | $label | $aicc | $tn | $ta |"
   if [ -n "$OLD" ]; then
     if grep -q -- '^-1' "$TMP/old.t"; then
       row="$row > $OLD_TIMEOUT (stopped) | > $(awk -v a="$OLD_TIMEOUT" -v b="$tn" 'BEGIN {printf "%.0f", a / (b > 0.01 ? b : 0.01)}')× |"
@@ -163,17 +175,17 @@ while IFS='|' read -r name file m rquote; do
     if [ "$m" -le 24 ]; then
       : >"$TMP/r.t"
       for _ in $(seq 1 "$REPEATS"); do
-        rres=$(r_time "$csv" "$m" || true)
+        rres=$(r_time "$csv" "$m" "$INNER" || true)
         echo "${rres%%|*}" >>"$TMP/r.t"
       done
       tr=$(median <"$TMP/r.t")
       raicc=$(echo "$rres" | cut -d'|' -f3)
       row="$row $tr | $(echo "$rres" | cut -d'|' -f2) (AICc $raicc) |"
       if [ "$ISSUE" = 1 ]; then
-        row="$row $(awk -v a="$tr" -v b="$tn" 'BEGIN {if (b > 0) printf "%.0f×", a / b; else print "> " a / 0.01 "×"}') | $(awk -v a="$aicc" -v b="$raicc" 'BEGIN {printf "%+.2f", a - b}') |"
+        row="$row $(awk -v a="$tr" -v b="$ta" 'BEGIN {if (b > 0) printf "%.0f×", a / b; else print "–"}') | $(awk -v a="$tr" -v b="$tn" 'BEGIN {if (b > 0) printf "%.0f×", a / b; else print "–"}') | $(awk -v a="$aicc" -v b="$raicc" 'BEGIN {printf "%+.2f", a - b}') |"
       fi
-      printf '{"series": "%s", "n": %s, "m": %s, "ours_s": %s, "aicc": %s, "r_s": %s, "r_aicc": %s, "label": "%s"}\n' \
-        "$name" "$n" "$m" "$tn" "$aicc" "${tr:-null}" "${raicc:-null}" "$label" >>"$JSONL"
+      printf '{"series": "%s", "n": %s, "m": %s, "ours_s": %s, "ours_fit_s": %s, "aicc": %s, "r_s": %s, "r_aicc": %s, "label": "%s"}\n' \
+        "$name" "$n" "$m" "$tn" "$ta" "$aicc" "${tr:-null}" "${raicc:-null}" "$label" >>"$JSONL"
     else
       row="$row – | – |"
     fi

@@ -297,7 +297,7 @@ enum fit_model { FIT_NONE, FIT_ARIMA, FIT_BASELINE, FIT_ANOMALY };
 struct fit_opts {
     enum fit_model model;
     const char *csv, *column, *y, *x;
-    long period, horizon;
+    long period, horizon, repeat;
     int order[3], seasonal[3];
     int has_order, has_seasonal, log, mean; /* mean: -1 default, 0 off, 1 on */
     double contamination;
@@ -308,7 +308,7 @@ static void fit_usage(FILE *out)
     fprintf(out,
             "usage: enmsctl fit --model forecast_arima --csv FILE [--column NAME] [--period M]\n"
             "                   [--horizon H] [--order p,d,q] [--seasonal P,D,Q] [--log]\n"
-            "                   [--mean | --no-mean]\n"
+            "                   [--mean | --no-mean] [--repeat N]\n"
             "       enmsctl fit --model baseline --csv FILE --y COLUMN --x COLUMN[,COLUMN...]\n"
             "       enmsctl fit --model anomaly --csv FILE [--contamination RATE]\n"
             "Prints the fitted model as JSON on stdout (docs/models-fit.md).\n");
@@ -327,6 +327,7 @@ static int parse_opts(int argc, char **argv, struct fit_opts *o)
     memset(o, 0, sizeof *o);
     o->period = 1;
     o->horizon = -1;
+    o->repeat = 1;
     o->mean = -1;
     o->contamination = NAN;
     for (int i = 1; i < argc; i++) {
@@ -367,6 +368,9 @@ static int parse_opts(int argc, char **argv, struct fit_opts *o)
             if (parse_int(v, 1, FIT_MAX_HORIZON, &n) != ENMS_OK)
                 return bad("--horizon: \"%s\" is not an integer in 1..10000", v);
             o->horizon = n;
+        } else if (!missing && (v = ctl_option(argc, argv, &i, "--repeat", &missing))) {
+            if (parse_int(v, 1, 1000, &o->repeat) != ENMS_OK)
+                return bad("--repeat: \"%s\" is not an integer in 1..1000", v);
         } else if (!missing && (v = ctl_option(argc, argv, &i, "--order", &missing))) {
             if (parse_triple(v, ARIMA_MAX_P, o->order) != ENMS_OK || o->order[1] > ARIMA_MAX_D)
                 return bad("--order: \"%s\" is not p,d,q (p, q in 0..20, d in 0..3)", v);
@@ -392,9 +396,11 @@ static int parse_opts(int argc, char **argv, struct fit_opts *o)
         return bad("--model is required (forecast_arima, baseline, anomaly)%s", "");
     if (!o->csv)
         return bad("--csv FILE is required%s", "");
-    if (o->model != FIT_ARIMA && (o->column || o->has_order || o->has_seasonal || o->log ||
-                                  o->mean >= 0 || o->period != 1 || o->horizon > 0))
-        return bad("--column, --period, --horizon, --order, --seasonal, --log and --mean are "
+    if (o->model != FIT_ARIMA &&
+        (o->column || o->has_order || o->has_seasonal || o->log || o->mean >= 0 || o->period != 1 ||
+         o->horizon > 0 || o->repeat != 1))
+        return bad("--column, --period, --horizon, --order, --seasonal, --log, --mean and "
+                   "--repeat are "
                    "for --model forecast_arima%s",
                    "");
     if (o->model != FIT_BASELINE && (o->y || o->x))
@@ -476,6 +482,44 @@ static void arima_coef_name(const struct arima_model *m, size_t k, char *buf, si
     snprintf(buf, len, "%c%zu-%d", k % 2 == 0 ? 'S' : 'C', k / 2 + 1, m->spec.fourier_period);
 }
 
+/* CPU time of this process so far, in seconds (all threads). */
+static double process_cpu_seconds(void)
+{
+    struct timespec ts;
+    if (clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts) != 0)
+        return 0;
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* One fit of y: the given orders, or the automatic selection (which fills
+ * rep). On success *model is the caller's to arima_free(). */
+static int fit_arima_once(const struct fit_opts *o, const double *y, size_t n, int m,
+                          struct arima_model **model, struct arima_auto_report *rep, char *err,
+                          size_t errlen)
+{
+    if (o->has_order) {
+        struct arima_spec spec = {0};
+        spec.order = (struct arima_order){o->order[0],
+                                          o->order[1],
+                                          o->order[2],
+                                          o->seasonal[0],
+                                          o->seasonal[1],
+                                          o->seasonal[2],
+                                          o->has_seasonal ? m : 1};
+        spec.include_mean = o->mean != 0;
+        spec.method = ARIMA_CSS_ML;
+        int rc = arima_spec_check(&spec, err, errlen);
+        if (rc != ENMS_OK)
+            return rc;
+        return arima_fit(y, n, &spec, NULL, model, err, errlen);
+    }
+    struct arima_auto_opts ao;
+    arima_auto_defaults(&ao, m);
+    if (o->mean == 0)
+        ao.allow_mean = ao.allow_drift = 0;
+    return arima_auto(y, n, &ao, NULL, model, rep, err, errlen);
+}
+
 static int fit_arima(const struct fit_opts *o, const struct fit_table *t)
 {
     char err[512], label[128], name[32];
@@ -523,29 +567,16 @@ static int fit_arima(const struct fit_opts *o, const struct fit_table *t)
         rc = series_insufficient(err, sizeof err, n - missing, need, "observations");
         goto fail;
     }
-    if (o->has_order) {
-        struct arima_spec spec = {0};
-        spec.order = (struct arima_order){o->order[0],
-                                          o->order[1],
-                                          o->order[2],
-                                          o->seasonal[0],
-                                          o->seasonal[1],
-                                          o->seasonal[2],
-                                          o->has_seasonal ? m : 1};
-        spec.include_mean = o->mean != 0;
-        spec.method = ARIMA_CSS_ML;
-        if ((rc = arima_spec_check(&spec, err, sizeof err)) != ENMS_OK)
+    /* Timed like R's proc.time() around auto.arima(): the fit alone, without
+     * start-up, CSV parsing or output, averaged over --repeat runs. */
+    double cpu_start = process_cpu_seconds();
+    for (long r = 0; r < o->repeat; r++) {
+        arima_free(model);
+        model = NULL;
+        if ((rc = fit_arima_once(o, y, n, m, &model, &rep, err, sizeof err)) != ENMS_OK)
             goto fail;
-        rc = arima_fit(y, n, &spec, NULL, &model, err, sizeof err);
-    } else {
-        struct arima_auto_opts ao;
-        arima_auto_defaults(&ao, m);
-        if (o->mean == 0)
-            ao.allow_mean = ao.allow_drift = 0;
-        rc = arima_auto(y, n, &ao, NULL, &model, &rep, err, sizeof err);
     }
-    if (rc != ENMS_OK)
-        goto fail;
+    double fit_cpu_seconds = (process_cpu_seconds() - cpu_start) / (double)o->repeat;
     if ((rc = arima_forecast(model, h, mean, se, err, sizeof err)) != ENMS_OK)
         goto fail;
 
@@ -591,6 +622,7 @@ static int fit_arima(const struct fit_opts *o, const struct fit_table *t)
         cJSON_AddNumberToObject(sel, "D", rep.D);
         cJSON_AddNumberToObject(sel, "models_fitted", rep.models_fitted);
     }
+    add_number(out, "fit_cpu_seconds", fit_cpu_seconds);
     cJSON_AddStringToObject(out, "scale", o->log ? "log" : "original");
     cJSON_AddNumberToObject(out, "n", (double)n);
     cJSON_AddNumberToObject(out, "missing", (double)missing);

@@ -76,6 +76,17 @@ def test_auto_arima_on_wwwusage(bin_dir):
         assert f["lo95"] < f["lo80"] < f["mean"] < f["hi80"] < f["hi95"]
 
 
+def test_repeat_times_the_fit_and_gives_the_same_model(bin_dir):
+    args = ("--model", "forecast_arima", "--csv", ref("wwwusage.csv"), "--horizon", "2")
+    once = fit_json(bin_dir, *args)
+    many = fit_json(bin_dir, *args, "--repeat", "5")
+    # The fit is deterministic: five in a row end with the same model; both
+    # runs report the CPU time of their fitting.
+    assert many["model"] == once["model"] and many["forecasts"] == once["forecasts"]
+    assert 0 < once["fit_cpu_seconds"] < 5
+    assert 0 < many["fit_cpu_seconds"] < 5
+
+
 def test_missing_values_and_named_column(bin_dir, tmp_path):
     src = open(ref("lh.csv")).read().split("\n")[1:]
     values = [v for v in src if v.strip()]
@@ -176,6 +187,10 @@ def test_anomaly_flags_injected_spikes(bin_dir, tmp_path):
     (["--model", "baseline", "--csv", "AIR", "--log"], "forecast_arima"),
     (["--model", "anomaly", "--csv", "AIR"], "ts and energy_kwh"),
     (["--model", "anomaly", "--csv", "AIR", "--contamination", "2"], "--contamination"),
+    (["--model", "forecast_arima", "--csv", "AIR", "--repeat", "0"], "--repeat"),
+    (["--model", "forecast_arima", "--csv", "AIR", "--repeat", "1001"], "--repeat"),
+    (["--model", "baseline", "--csv", "AIR", "--y", "y", "--x", "y", "--repeat", "2"],
+     "forecast_arima"),
 ])
 def test_bad_options_exit_2(bin_dir, args, message):
     args = [ref("airpassengers.csv") if a == "AIR" else a for a in args]
