@@ -932,10 +932,71 @@ def explain_window(db, machine):
     return out
 
 
+def clone_machines(db, upto):
+    """Machines 9..upto copy a demo machine's year (scaled), in one statement; returns the
+    seconds it took."""
+    t0 = time.time()
+    with db.cursor() as c:
+        c.execute("INSERT INTO machines (id, name, type, rated_power_kw) SELECT "
+                  "('a0000000-0000-0000-0000-' || lpad(to_hex(g), 12, '0'))::uuid, 'scale-' || g, "
+                  "'motor', 10 FROM generate_series(9, %s) g ON CONFLICT DO NOTHING", (upto,))
+        c.execute("INSERT INTO energy_readings (machine_id, ts, energy_kwh, production_count, "
+                  "outdoor_temp_c) SELECT ('a0000000-0000-0000-0000-' || lpad(to_hex(g), 12, '0'))::uuid,"
+                  " e.ts, e.energy_kwh * (0.8 + (g %% 41) / 100.0), e.production_count, e.outdoor_temp_c"
+                  " FROM generate_series(9, %s) g JOIN energy_readings e ON e.machine_id = "
+                  "('c0000000-0000-0000-0000-' || lpad(((g %% 8) + 1)::text, 12, '0'))::uuid "
+                  "ON CONFLICT DO NOTHING", (upto,))
+        c.execute("VACUUM ANALYZE" if db.autocommit else "ANALYZE")
+    return time.time() - t0
+
+
+def retrain_step(db, r, url, machines, k, table_machines):
+    """Retrains the baseline and anomaly models of machines[:k] with 2 workers; returns the
+    step's figures (wall time, per-type medians, worker RSS peak)."""
+    reset_jobs(db, r)
+    with db.cursor() as c:
+        c.execute("TRUNCATE model_versions CASCADE")
+    procs = start_workers(2, tag="scale")
+    t0 = time.time()
+    for mid in machines[:k]:
+        for model in ("baseline", "anomaly"):
+            body = json.dumps({"model_type": model, "machine_id": mid,
+                               "params": {"days": 365}}).encode()
+            urllib.request.urlopen(urllib.request.Request(
+                url + "/api/v1/model-performance/retrain/trigger", body,
+                {"Content-Type": "application/json"})).read()
+    with RssSampler([p.pid for p in procs]) as smp:
+        with db.cursor() as c:
+            while True:
+                c.execute("SELECT count(*) FROM model_training_history "
+                          "WHERE training_status IN ('pending', 'running')")
+                if c.fetchone()[0] == 0:
+                    break
+                time.sleep(0.2)
+    wall = time.time() - t0
+    stop(procs)
+    with db.cursor() as c:
+        c.execute("SELECT model_type, count(*) FILTER (WHERE training_status = 'completed'), "
+                  "count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY "
+                  "training_duration_seconds) FROM model_training_history GROUP BY 1")
+        per = {t: {"completed": done, "jobs": n, "median_s": float(med or 0)}
+               for t, done, n, med in c.fetchall()}
+    with open("/proc/loadavg") as f:
+        load = float(f.read().split()[0])
+    step = {"machines": k, "table_machines": table_machines, "wall_s": wall, "per_type": per,
+            "wall_per_job_s": wall / (2 * k), "load_1min": load,
+            "worker_rss_peak_kb": max(smp.peak.values() or [0])}
+    print("scale: %d of %d machines, %.1f s, %s" % (k, table_machines, wall, per), flush=True)
+    return step
+
+
 def section_scale(a):
     """M machines x one year hourly: seeding time, database size, then every
     machine's baseline and anomaly retrained by 2 workers, at 10, 100 and M
-    machines; per-job time should not grow with the machine count."""
+    machines; per-job time should not grow with the machine count. The first
+    step runs with only 10 machines in the table and is repeated on the same
+    10 machines once all M are there, so that the table's size is compared on
+    the same jobs, minutes apart."""
     db, r = pg(), rds()
     m = a.machines
     res = {"max_machines": m, "steps": []}
@@ -943,80 +1004,54 @@ def section_scale(a):
     subprocess.run([os.path.join(BIN, "enmsctl"), "seed", "--force", "--end", "2026-01-01",
                     "--days", "365"], env=enms_env(), check=True, stdout=subprocess.DEVNULL)
     res["seed_demo_s"] = time.time() - t0
-    t0 = time.time()
+    small = min(10, m)
+    res["clone_s"] = clone_machines(db, small)
     with db.cursor() as c:
-        # machines 9..M copy a demo machine's year (scaled), in one statement
-        c.execute("INSERT INTO machines (id, name, type, rated_power_kw) SELECT "
-                  "('a0000000-0000-0000-0000-' || lpad(to_hex(g), 12, '0'))::uuid, 'scale-' || g, "
-                  "'motor', 10 FROM generate_series(9, %s) g ON CONFLICT DO NOTHING", (m,))
-        c.execute("INSERT INTO energy_readings (machine_id, ts, energy_kwh, production_count, "
-                  "outdoor_temp_c) SELECT ('a0000000-0000-0000-0000-' || lpad(to_hex(g), 12, '0'))::uuid,"
-                  " e.ts, e.energy_kwh * (0.8 + (g %% 41) / 100.0), e.production_count, e.outdoor_temp_c"
-                  " FROM generate_series(9, %s) g JOIN energy_readings e ON e.machine_id = "
-                  "('c0000000-0000-0000-0000-' || lpad(((g %% 8) + 1)::text, 12, '0'))::uuid "
-                  "ON CONFLICT DO NOTHING", (m,))
-        c.execute("ANALYZE")
-        c.execute("SELECT count(*), pg_database_size(current_database()) FROM energy_readings")
-        res["readings"], res["db_bytes"] = c.fetchone()
         c.execute("SELECT id::text FROM machines ORDER BY (name LIKE 'scale-%%'), name")
         machines = [x[0] for x in c.fetchall()]
-    res["clone_s"] = time.time() - t0
-    res["plans"] = explain_window(db, machines[-1])
     api, url = start_api()
     try:
-        for k in sorted(set(x for x in (10, 100, m) if x <= m)):
-            reset_jobs(db, r)
-            with db.cursor() as c:
-                c.execute("TRUNCATE model_versions CASCADE")
-            procs = start_workers(2, tag="scale")
-            t0 = time.time()
-            for mid in machines[:k]:
-                for model in ("baseline", "anomaly"):
-                    body = json.dumps({"model_type": model, "machine_id": mid,
-                                       "params": {"days": 365}}).encode()
-                    urllib.request.urlopen(urllib.request.Request(
-                        url + "/api/v1/model-performance/retrain/trigger", body,
-                        {"Content-Type": "application/json"})).read()
-            with RssSampler([p.pid for p in procs]) as smp:
-                with db.cursor() as c:
-                    while True:
-                        c.execute("SELECT count(*) FROM model_training_history "
-                                  "WHERE training_status IN ('pending', 'running')")
-                        if c.fetchone()[0] == 0:
-                            break
-                        time.sleep(0.2)
-            wall = time.time() - t0
-            stop(procs)
-            with db.cursor() as c:
-                c.execute("SELECT model_type, count(*) FILTER (WHERE training_status = 'completed'), "
-                          "count(*), percentile_cont(0.5) WITHIN GROUP (ORDER BY "
-                          "training_duration_seconds) FROM model_training_history GROUP BY 1")
-                per = {t: {"completed": done, "jobs": n, "median_s": float(med or 0)}
-                       for t, done, n, med in c.fetchall()}
-            res["steps"].append({"machines": k, "wall_s": wall, "per_type": per,
-                                 "wall_per_job_s": wall / (2 * k),
-                                 "worker_rss_peak_kb": max(smp.peak.values() or [0])})
-            print("scale: %d machines, %.1f s, %s" % (k, wall, per), flush=True)
+        res["steps"].append(retrain_step(db, r, url, machines, small, small))
+        res["clone_s"] += clone_machines(db, m)
+        with db.cursor() as c:
+            c.execute("SELECT count(*), pg_database_size(current_database()) FROM energy_readings")
+            res["readings"], res["db_bytes"] = c.fetchone()
+            c.execute("SELECT id::text FROM machines ORDER BY (name LIKE 'scale-%%'), name")
+            machines = [x[0] for x in c.fetchall()]
+        res["plans"] = explain_window(db, machines[-1])
+        for k in sorted(set(x for x in (small, 100, m) if x <= m)):
+            res["steps"].append(retrain_step(db, r, url, machines, k, m))
     finally:
         stop([api])
+    def change(a_step, b_step):
+        """The per-type median change from a_step to b_step with the largest magnitude."""
+        ch = [b_step["per_type"][t]["median_s"] / a_step["per_type"][t]["median_s"] - 1
+              for t in a_step["per_type"] if a_step["per_type"][t]["median_s"] > 0]
+        return max(ch, key=abs)
+
     first, last = res["steps"][0], res["steps"][-1]
-    res["flatness"] = max((last["per_type"][t]["median_s"] / first["per_type"][t]["median_s"] - 1)
-                          for t in first["per_type"] if first["per_type"][t]["median_s"] > 0)
+    res["flatness"] = change(first, last)
+    res["same_machines_change"] = change(res["steps"][0], res["steps"][1])
     L = ["Seeding: `enmsctl seed` (8 demo machines, a year) %.1f s, then %s more machines copied "
          "from them by one `INSERT … SELECT` %.1f s: %s readings, database %.2f GB." % (
              res["seed_demo_s"], f"{m - 8:,}", res["clone_s"], f"{res['readings']:,}",
              res["db_bytes"] / 1e9), "",
-         "| machines | jobs (baseline + anomaly) | total s, 2 workers | wall s per job | baseline median s | anomaly median s | worker RSS peak |",
-         "|---|---|---|---|---|---|---|"]
+         "| machines retrained | machines in the table | jobs (baseline + anomaly) | total s, 2 workers | wall s per job | baseline median s | anomaly median s | worker RSS peak | load (1 min) at the end |",
+         "|---|---|---|---|---|---|---|---|---|"]
     for st in res["steps"]:
         pt = st["per_type"]
-        L.append("| %s | %d | %.1f | %.3f | %.3f | %.3f | %s MB |" % (
-            f"{st['machines']:,}", sum(v["jobs"] for v in pt.values()), st["wall_s"],
-            st["wall_per_job_s"], pt.get("baseline", {}).get("median_s", 0),
-            pt.get("anomaly", {}).get("median_s", 0), fmt(st["worker_rss_peak_kb"] / 1024.0, 1)))
+        L.append("| %s | %s | %d | %.1f | %.3f | %.3f | %.3f | %s MB | %.1f |" % (
+            f"{st['machines']:,}", f"{st['table_machines']:,}", sum(v["jobs"] for v in pt.values()),
+            st["wall_s"], st["wall_per_job_s"], pt.get("baseline", {}).get("median_s", 0),
+            pt.get("anomaly", {}).get("median_s", 0), fmt(st["worker_rss_peak_kb"] / 1024.0, 1),
+            st["load_1min"]))
     L.append("")
-    L.append("Per-job median from %s to %s machines: %+.0f %% (the largest change of the two "
-             "model types)." % (f"{first['machines']:,}", f"{last['machines']:,}", res["flatness"] * 100))
+    L.append("Per-job median from %s machines (%s in the table) to %s: %+.0f %%; the same %s "
+             "machines' jobs with %s machines in the table instead of %s: %+.0f %% (each the larger "
+             "change of the two model types)." % (
+                 f"{first['machines']:,}", f"{first['table_machines']:,}", f"{last['machines']:,}",
+                 res["flatness"] * 100, f"{first['machines']:,}", f"{m:,}",
+                 f"{first['table_machines']:,}", res["same_machines_change"] * 100))
     L += ["", "A training job's reading queries at %s machines (`EXPLAIN (ANALYZE, BUFFERS)`, the "
           "last machine, a 365-day window):" % f"{m:,}", "",
           "| query | plan | scans | rows | buffers | execution ms |", "|---|---|---|---|---|---|"]
