@@ -669,8 +669,8 @@ def section_api(a):
                     runs = [wrk(url + path, script, conns, secs) for _ in range(a.repeats)]
                 peak = max(peak, s.peak.get(api.pid, 0))
                 res["rows"].append(summ("ours", name, conns, runs))
-        # trigger: every request a different machine (20,000 machines), no worker
-        seed_trigger_machines(db, 20000)
+        # trigger: every request a different machine (100,000 machines), no worker
+        seed_trigger_machines(db, 100000)
         for conns in (16, 64):
             runs = []
             with RssSampler([api.pid]) as s:
