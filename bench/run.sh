@@ -81,7 +81,7 @@ if has arima; then
   [ "$QUICK" = 1 ] && AFLAGS+=(--quick)
   section arima bash "$ROOT/bench/arima_bench.sh" "${AFLAGS[@]}"
 fi
-echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.md"
+printf '; load average at the end: %s\n' "$(cut -d' ' -f1-3 /proc/loadavg)" | tee -a "$OUT/machine.md"
 
 CMD="make bench"
 [ "$QUICK" = 1 ] && CMD="make bench-quick"

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # scale.sh - `make bench-scale`: MACHINES machines x one year of hourly readings
 # (default 1,000: 8.76 M readings) in a private durable PostgreSQL, seeding
-# time and database size, then every machine's baseline and anomaly model
-# retrained by 2 workers at 10, 100 and MACHINES machines (bench/bench.py
+# time and database size, then baseline and anomaly models retrained by 2
+# workers: 10 machines with only 10 in the table, then with all MACHINES in
+# the table 10, 100, every machine and the first 10 again (bench/bench.py
 # scale). Writes the scale table of docs/performance.md unless --no-docs.
-# Long: 2,220 jobs at 1,000 machines, one every ~1.2 s with 2 workers on a
-# busy 2-core VM (docs/performance.md): about 45 minutes.
+# Long: about 2,060 jobs at 1,000 machines, ~0.5 s of wall time each with 2
+# workers on a quiet 2-core VM (docs/performance.md): about 25 minutes.
 #
 #   bash bench/scale.sh [--machines N] [--no-docs] [--bin DIR]
 set -uo pipefail
