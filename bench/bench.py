@@ -457,6 +457,9 @@ def redis_ceiling(cmds_per_job, repeats):
     return {"rates": rates, "jobs_per_s": 1 / per_job_s if per_job_s else None}
 
 
+PGBENCH_BATCH = 32  # jobs per transaction in bench/pgbench_batch.sql
+
+
 def pgbench(script, clients, seconds):
     out = subprocess.run(["pgbench", "-h", "127.0.0.1", "-p", PG_PORT, "-U", "postgres", "-n",
                           "-M", "prepared", "-c", str(clients), "-j", str(min(clients, 2)), "-T",
@@ -519,11 +522,14 @@ def section_dispatch(a):
     res["redis_ceiling"] = redis_ceiling(res["cost"]["redis_cmds_per_job"], a.repeats)
     secs = 2 if a.quick else 5
     res["pgbench"] = {}
-    for name in ("pgbench_job3.sql", "pgbench_job2.sql"):
+    for name in ("pgbench_job3.sql", "pgbench_job2.sql", "pgbench_batch.sql"):
+        # pgbench_batch.sql's transaction is 32 jobs
+        per_tx = PGBENCH_BATCH if name == "pgbench_batch.sql" else 1
         for clients in ((4, 16) if a.quick else (2, 4, 16)):
+            tps = [pgbench(os.path.join(ROOT, "bench", name), clients, secs)
+                   for _ in range(a.repeats)]
             res["pgbench"]["%s/%d" % (name, clients)] = median(
-                [pgbench(os.path.join(ROOT, "bench", name), clients, secs)
-                 for _ in range(a.repeats)])
+                [t * per_tx for t in tps if t is not None])
     reset_jobs(db, r)
     write_dispatch(res)
 
@@ -592,8 +598,10 @@ def write_dispatch(res):
     L.append("| redis-benchmark of one job's command mix (each command at its own rate, 2 clients) | %s jobs/s |" % fmt(rcl["jobs_per_s"]))
     for k, v in sorted(res["pgbench"].items()):
         name, clients = k.split("/")
-        what = ("3 commits (insert, running, completed)" if name == "pgbench_job3.sql"
-                else "2 commits (insert, completed; running kept in Redis)")
+        what = {"pgbench_job3.sql": "3 commits (insert, running, completed)",
+                "pgbench_job2.sql": "2 commits (insert, completed; running kept in Redis)",
+                "pgbench_batch.sql": "as job2, %d jobs per statement and commit (a batched "
+                                     "dispatch's ceiling)" % PGBENCH_BATCH}[name]
         L.append("| pgbench `bench/%s`: %s, %s clients, durable | %s jobs/s |" % (name, what, clients, fmt(v)))
     write_out("dispatch", "\n".join(L), res)
 
