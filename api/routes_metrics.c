@@ -277,9 +277,6 @@ done:
     return status;
 }
 
-/* The default metric of a trend: r_squared for baselines, mape for
- * forecasts, and for anomaly models f1 when any evaluation in the period
- * has it (labels existed), else anomaly_rate. */
 /* The trend's statements, prepared once per connection (pg.h): planning
  * them was about a third of PostgreSQL's time per trend request. */
 static const struct pg_stmt STMT_TREND_HAS_F1 = {
@@ -291,6 +288,9 @@ static const struct pg_stmt STMT_TREND_HAS_F1 = {
     "AND (f1_score IS NOT NULL OR jsonb_typeof(metrics -> 'f1') = 'number'))",
     4};
 
+/* The default metric of a trend: r_squared for baselines, mape for
+ * forecasts, and for anomaly models f1 when any evaluation in the period
+ * has it (labels existed), else anomaly_rate. */
 static int default_metric(PGconn *pg, const char *const *window, const char *model_type,
                           const char **metric, char *err, size_t errlen)
 {
