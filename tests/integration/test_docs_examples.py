@@ -25,6 +25,7 @@ fails, or that the test did not run, fails the test. Per block:
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import uuid
 
@@ -104,13 +105,18 @@ def live(tmp_path_factory, bin_dir, admin_dsn):
     os.symlink(bin_dir, work / "build" / "bin")
     for name in ("scripts", "schema", "web", "deploy", "docs"):
         os.symlink(os.path.join(ROOT, name), work / name)
-    port = free_port()
-    env = dict(os.environ, ENMS_RUN_DIR=str(work / ".run"), ENMS_HTTP_PORT=str(port),
-               ENMS_BIN=bin_dir)
-    for name in ("ENMS_PG_DSN", "ENMS_REDIS_URL", "ENMS_API_TOKEN"):
-        env.pop(name, None)
-    up = subprocess.run(["bash", os.path.join(ROOT, "scripts", "stack.sh"), "up"], env=env,
-                        cwd=work, capture_output=True, text=True, timeout=300)
+    # A port free when picked can be taken by another test before the stack binds it: the
+    # stack then refuses to start (nothing else started) and another port is tried.
+    for _ in range(3):
+        port = free_port()
+        env = dict(os.environ, ENMS_RUN_DIR=str(work / ".run"), ENMS_HTTP_PORT=str(port),
+                   ENMS_BIN=bin_dir)
+        for name in ("ENMS_PG_DSN", "ENMS_REDIS_URL", "ENMS_API_TOKEN"):
+            env.pop(name, None)
+        up = subprocess.run(["bash", os.path.join(ROOT, "scripts", "stack.sh"), "up"], env=env,
+                            cwd=work, capture_output=True, text=True, timeout=300)
+        if up.returncode == 0 or f"port {port} is in use" not in up.stdout + up.stderr:
+            break
     try:
         assert up.returncode == 0, up.stdout + up.stderr
         wait_http(f"http://127.0.0.1:{port}/readyz", expect=200, timeout=60)
@@ -135,6 +141,13 @@ def live(tmp_path_factory, bin_dir, admin_dsn):
                 text = (logdir / f).read_text(errors="replace")
                 if "Sanitizer" in text:
                     logs += f"--- {f}\n{text[-3000:]}\n"
+        # Under /root the stack keeps PostgreSQL's data in /tmp (stack.sh pg_data_dir): a
+        # removed checkout would leave it behind.
+        env_file = work / ".run" / "env"
+        if down.returncode == 0 and env_file.exists():
+            for line in env_file.read_text().splitlines():
+                if line.startswith("STACK_PG_DIR=/tmp/enms-run-"):
+                    shutil.rmtree(os.path.dirname(line.split("=", 1)[1]), ignore_errors=True)
         assert down.returncode == 0, down.stdout + down.stderr
         assert logs == "", logs
 
