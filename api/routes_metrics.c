@@ -311,25 +311,16 @@ static int default_metric(PGconn *pg, const char *const *window, const char *mod
 }
 
 /* One evaluation as the trend lists it: the columns are the keys of its
- * JSON object (json_rows.c writes them), in this order, "value" last. The
- * analysed metric's value comes from its named column when it has one, else
- * from the metrics object under its name or alias. */
+ * JSON object (json_rows.c writes them), in this order, then "value"
+ * (TREND_VALUE). The analysed metric's value comes from its named column
+ * when it has one, else from the metrics object under its name or alias. */
 #define TREND_ROW_COLUMNS                                                                          \
-    "s.id, s.model_id, s.model_type, s.machine_id, s.model_version, s.evaluation_date, "           \
-    "s.evaluation_start, s.evaluation_end, s.r_squared, s.rmse, s.mae, s.mape, "                   \
-    "s.precision_score, s.recall_score, s.f1_score, s.drift_detected, s.drift_score, "             \
-    "s.sample_count, s.data_completeness, s.created_by, s.metrics, s.value"
-#define TREND_ROW_NCOLS 22                    /* the columns above; the time axis follows them */
-#define TREND_NAME_COL  (TREND_ROW_NCOLS + 1) /* then the machine's name */
-/* What the inner query carries through its sort: the columns above and the
- * tie-breaker, not the whole row (sorting and copying rows was a fifth of
- * PostgreSQL's time). */
-#define TREND_INNER_COLUMNS                                                                        \
     "p.id, p.model_id, p.model_type, p.machine_id, p.model_version, p.evaluation_date, "           \
     "p.evaluation_start, p.evaluation_end, p.r_squared, p.rmse, p.mae, p.mape, "                   \
     "p.precision_score, p.recall_score, p.f1_score, p.drift_detected, p.drift_score, "             \
-    "p.sample_count, p.data_completeness, p.created_by, p.metrics, p.created_at"
-
+    "p.sample_count, p.data_completeness, p.created_by, p.metrics"
+#define TREND_ROW_NCOLS 22                    /* the columns above and value; then the time axis */
+#define TREND_NAME_COL  (TREND_ROW_NCOLS + 1) /* then the machine's name */
 #define TREND_VALUE                                                                                \
     "COALESCE(CASE $5 WHEN 'r_squared' THEN p.r_squared WHEN 'rmse' THEN p.rmse "                  \
     "WHEN 'mae' THEN p.mae WHEN 'mape' THEN p.mape WHEN 'precision' THEN p.precision_score "       \
@@ -395,25 +386,38 @@ static int add_trend(cJSON *o, const double *x, const double *y, size_t n, const
            add_number_or_null(o, "mean", mean);
 }
 
-/* The machine and its evaluations in one statement: no row when the
- * machine does not exist, one row of NULLs but the name when it has no
- * evaluation in the window. The time axis is the end of each evaluation's
- * window (the time its metrics describe), evaluation_date for rows without
- * one. */
+/* A window's evaluations, newest first, with the machine's name: the
+ * order of ix_performance_trend (schema/007), so PostgreSQL reads the index
+ * in order and stops at the row limit, with no sort (the handler reverses
+ * the rows). The time axis is the end of each evaluation's window (the time
+ * its metrics describe), evaluation_date for rows without one. No row: an
+ * unknown machine or no evaluation in the window; STMT_TREND_MACHINE tells
+ * which. */
+#define TREND_T "COALESCE(p.evaluation_end, p.evaluation_date)"
 static const struct pg_stmt STMT_TREND_ROWS = {
     "trend_rows",
-    "SELECT " TREND_ROW_COLUMNS ", extract(epoch FROM s.t)::float8 AS t, m.name "
-    "FROM machines m LEFT JOIN LATERAL ("
-    "SELECT " TREND_INNER_COLUMNS
-    ", COALESCE(p.evaluation_end, p.evaluation_date) AS t, " TREND_VALUE
-    " AS value FROM model_performance_metrics p "
-    "WHERE p.machine_id = m.id AND p.model_type = $2 "
-    "AND COALESCE(p.evaluation_end, p.evaluation_date) > $3::timestamptz "
-    "AND COALESCE(p.evaluation_end, p.evaluation_date) <= $4::timestamptz "
-    "ORDER BY t DESC, p.created_at DESC, p.id LIMIT $7::int) s ON true "
-    "WHERE m.id = $1::uuid "
-    "ORDER BY s.t, s.created_at, s.id",
+    "SELECT " TREND_ROW_COLUMNS ", " TREND_VALUE " AS value, extract(epoch FROM " TREND_T
+    ")::float8 AS t, (SELECT m.name FROM machines m WHERE m.id = $1::uuid) "
+    "FROM model_performance_metrics p "
+    "WHERE p.machine_id = $1::uuid AND p.model_type = $2 "
+    "AND " TREND_T " > $3::timestamptz AND " TREND_T " <= $4::timestamptz "
+    "ORDER BY " TREND_T " DESC, p.created_at DESC, p.id DESC LIMIT $7::int",
     7};
+
+static const struct pg_stmt STMT_TREND_MACHINE = {
+    "trend_machine", "SELECT EXISTS (SELECT 1 FROM machines WHERE id = $1::uuid)", 1};
+
+/* ENMS_OK and *exists, or ENMS_EDB with err. */
+static int machine_exists(PGconn *pg, const char *machine_id, int *exists, char *err, size_t errlen)
+{
+    const char *params[] = {machine_id};
+    PGresult *res = pg_exec_stmt(pg, PGRES_TUPLES_OK, &STMT_TREND_MACHINE, params, err, errlen);
+    if (!res)
+        return ENMS_EDB;
+    *exists = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return ENMS_OK;
+}
 
 int route_metrics_trend(struct mg_connection *conn, void *cbdata)
 {
@@ -484,8 +488,17 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
         status = http_reply_db_error(conn, pg, err);
         goto done;
     }
-    if (PQntuples(res) == 0) {
-        status = http_reply_error(conn, 404, "machine %s not found", machine_id);
+    size_t n = (size_t)PQntuples(res);
+    if (n == 0) {
+        int exists = 0;
+        if (machine_exists(pg, machine_id, &exists, err, sizeof err) != ENMS_OK)
+            status = http_reply_db_error(conn, pg, err);
+        else if (!exists)
+            status = http_reply_error(conn, 404, "machine %s not found", machine_id);
+        else
+            status = http_reply_error(
+                conn, 404, "no %s metrics recorded for machine %s in the %lld days up to %s",
+                model_type, machine_id, days, until);
         goto done;
     }
     o = cJSON_CreateObject();
@@ -493,14 +506,6 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
         !cJSON_AddStringToObject(o, "machine_id", machine_id) ||
         !cJSON_AddStringToObject(o, "machine_name", PQgetvalue(res, 0, TREND_NAME_COL))) {
         status = http_reply_error(conn, 500, "out of memory");
-        goto done;
-    }
-    /* The machine without evaluations in the window: its one row has no id. */
-    size_t n = PQgetisnull(res, 0, 0) ? 0 : (size_t)PQntuples(res);
-    if (n == 0) {
-        status = http_reply_error(conn, 404,
-                                  "no %s metrics recorded for machine %s in the %lld days up to %s",
-                                  model_type, machine_id, days, until);
         goto done;
     }
     x = malloc(n * sizeof *x);
@@ -511,17 +516,19 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
     }
     /* The rows are written as JSON text straight from the result (up to
      * TREND_ROWS_MAX of them, each a few hundred bytes), not parsed into
-     * cJSON nodes and printed again: most of this endpoint's time went there. */
-    double t0 = strtod(PQgetvalue(res, 0, TREND_ROW_NCOLS), NULL);
+     * cJSON nodes and printed again: most of this endpoint's time went there.
+     * They arrive newest first and are listed oldest first. */
+    double t0 = strtod(PQgetvalue(res, (int)(n - 1), TREND_ROW_NCOLS), NULL);
     json_text_raw(&rows, "[", 1);
     for (size_t i = 0; i < n; i++) {
+        int row = (int)(n - 1 - i);
         if (i > 0)
             json_text_raw(&rows, ",", 1);
-        json_text_pg_object(&rows, res, (int)i, TREND_ROW_NCOLS);
-        x[i] = (strtod(PQgetvalue(res, (int)i, TREND_ROW_NCOLS), NULL) - t0) / 86400.0;
-        y[i] = PQgetisnull(res, (int)i, TREND_ROW_NCOLS - 1)
+        json_text_pg_object(&rows, res, row, TREND_ROW_NCOLS);
+        x[i] = (strtod(PQgetvalue(res, row, TREND_ROW_NCOLS), NULL) - t0) / 86400.0;
+        y[i] = PQgetisnull(res, row, TREND_ROW_NCOLS - 1)
                    ? NAN
-                   : strtod(PQgetvalue(res, (int)i, TREND_ROW_NCOLS - 1), NULL);
+                   : strtod(PQgetvalue(res, row, TREND_ROW_NCOLS - 1), NULL);
     }
     json_text_raw(&rows, "]", 1);
     if (rows.failed || !cJSON_AddRawToObject(o, "metrics", rows.buf)) {

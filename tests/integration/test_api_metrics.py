@@ -7,6 +7,7 @@ shapes worker/train_models.c writes), so each test controls the reference
 values; expected numbers are computed here from the inputs, never read from
 the code under test."""
 import concurrent.futures
+import datetime
 import json
 import math
 import random
@@ -527,6 +528,44 @@ def test_trend_degrading_series_with_its_rate(stack):
               until="2023-05-01T00:00:00Z").json()
     assert b["trend_direction"] == "improving"
     assert b["degradation_rate"] == pytest.approx(-slope / mean * 100, rel=1e-9)
+
+
+def test_trend_keeps_the_newest_rows_oldest_first(stack):
+    """Over the row limit (10,000) the trend keeps the newest evaluations and lists them
+    oldest first; rows at the same time and creation are ordered by id."""
+    machine = add_machine(stack.dsn)
+    # 10,010 evaluations six hours apart whose r_squared is their number g, then three more
+    # in the next slot with one created_at (only their ids order them).
+    execute(stack.dsn, "INSERT INTO model_performance_metrics (model_type, machine_id, "
+            "evaluation_end, evaluation_date, r_squared) SELECT 'baseline', %s, "
+            "'1990-01-01T00:00:00Z'::timestamptz + make_interval(hours => 6 * g), "
+            "'1990-01-01T00:00:00Z'::timestamptz + make_interval(hours => 6 * g), "
+            "g / 100000.0 FROM generate_series(1, 10010) g", (machine,))
+    execute(stack.dsn, "INSERT INTO model_performance_metrics (model_type, machine_id, "
+            "evaluation_end, evaluation_date, created_at, r_squared) SELECT 'baseline', %s, "
+            "'1990-01-01T00:00:00Z'::timestamptz + make_interval(hours => 6 * 10011), "
+            "'1990-01-01T00:00:00Z'::timestamptz + make_interval(hours => 6 * 10011), "
+            "'2020-01-01T00:00:00Z', 0.5 FROM generate_series(1, 3)", (machine,))
+    until = (datetime.datetime(1990, 1, 1, tzinfo=datetime.timezone.utc)
+             + datetime.timedelta(hours=6 * 10011)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # 1,000 days hold slots 6012 .. 10011: within the limit, all of them, oldest first.
+    r = trend(stack.base, model_type="baseline", machine_id=machine, days=1000, until=until)
+    assert r.status_code == 200, r.text
+    a = r.json()
+    assert len(a["metrics"]) == 3999 + 3 and a["truncated"] is False
+    assert [m["r_squared"] for m in a["metrics"][:2]] == [6012 / 100000, 6013 / 100000]
+    tail = a["metrics"][-4:]
+    assert [m["r_squared"] for m in tail] == [0.1001, 0.5, 0.5, 0.5]
+    assert [m["id"] for m in tail[1:]] == sorted(m["id"] for m in tail[1:])
+    # 3,650 days hold all 10,013: the newest 10,000, oldest first; the 13 oldest dropped.
+    r = trend(stack.base, model_type="baseline", machine_id=machine, days=3650, until=until)
+    assert r.status_code == 200, r.text
+    b = r.json()
+    assert b["truncated"] is True and len(b["metrics"]) == 10000 and b["n"] == 10000
+    values = [m["r_squared"] for m in b["metrics"]]
+    assert values[:2] == [14 / 100000, 15 / 100000]
+    assert values[-4:] == [0.1001, 0.5, 0.5, 0.5]
+    assert b["metrics"][-3:] == a["metrics"][-3:]
 
 
 def test_trend_errors(stack):
