@@ -44,10 +44,11 @@ static const char *status_text(int status)
     return "Status";
 }
 
-int http_reply_json_headers(struct mg_connection *conn, int status, const char *headers,
-                            const char *body)
+/* The one place a JSON answer is written: status line, headers, body of
+ * len bytes. */
+static int reply(struct mg_connection *conn, int status, const char *headers, const char *body,
+                 size_t len)
 {
-    size_t len = body ? strlen(body) : 0;
     const char *rid = log_request_id();
     mg_printf(conn,
               "HTTP/1.1 %d %s\r\n"
@@ -65,6 +66,17 @@ int http_reply_json_headers(struct mg_connection *conn, int status, const char *
     if (len && !http_method_is(conn, "HEAD"))
         mg_write(conn, body, len);
     return status;
+}
+
+int http_reply_json_headers(struct mg_connection *conn, int status, const char *headers,
+                            const char *body)
+{
+    return reply(conn, status, headers, body, body ? strlen(body) : 0);
+}
+
+int http_reply_json_len(struct mg_connection *conn, int status, const char *body, size_t len)
+{
+    return reply(conn, status, NULL, body, len);
 }
 
 int http_reply_json(struct mg_connection *conn, int status, const char *body)

@@ -22,6 +22,10 @@ int http_reply_json(struct mg_connection *conn, int status, const char *body);
 int http_reply_json_headers(struct mg_connection *conn, int status, const char *headers,
                             const char *body);
 
+/* Same as http_reply_json, for a body of len bytes whose length the caller
+ * already knows (a large document is not measured again). */
+int http_reply_json_len(struct mg_connection *conn, int status, const char *body, size_t len);
+
 /* Prints item and sends it; item stays owned by the caller. */
 int http_reply_item(struct mg_connection *conn, int status, const cJSON *item);
 

@@ -426,8 +426,9 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
     struct params p;
     char err[512], until[40], from[40], rows_max[16];
     PGresult *res = NULL;
-    cJSON *o = NULL;
-    struct json_text rows = {0};
+    cJSON *head = NULL, *o = NULL; /* the document's members before and after "metrics" */
+    char *head_text = NULL, *tail_text = NULL;
+    struct json_text doc = {0};
     double *x = NULL, *y = NULL;
     int status;
 
@@ -501,55 +502,60 @@ int route_metrics_trend(struct mg_connection *conn, void *cbdata)
                 model_type, machine_id, days, until);
         goto done;
     }
-    o = cJSON_CreateObject();
-    if (!o || !cJSON_AddStringToObject(o, "model_type", model_type) ||
-        !cJSON_AddStringToObject(o, "machine_id", machine_id) ||
-        !cJSON_AddStringToObject(o, "machine_name", PQgetvalue(res, 0, TREND_NAME_COL))) {
-        status = http_reply_error(conn, 500, "out of memory");
-        goto done;
-    }
     x = malloc(n * sizeof *x);
     y = malloc(n * sizeof *y);
     if (!x || !y) {
         status = http_reply_error(conn, 500, "out of memory");
         goto done;
     }
-    /* The rows are written as JSON text straight from the result (up to
-     * TREND_ROWS_MAX of them, each a few hundred bytes), not parsed into
-     * cJSON nodes and printed again: most of this endpoint's time went there.
-     * They arrive newest first and are listed oldest first. */
+    /* The rows arrive newest first and are analysed and listed oldest first. */
     double t0 = strtod(PQgetvalue(res, (int)(n - 1), TREND_ROW_NCOLS), NULL);
-    json_text_raw(&rows, "[", 1);
     for (size_t i = 0; i < n; i++) {
         int row = (int)(n - 1 - i);
-        if (i > 0)
-            json_text_raw(&rows, ",", 1);
-        json_text_pg_object(&rows, res, row, TREND_ROW_NCOLS);
         x[i] = (strtod(PQgetvalue(res, row, TREND_ROW_NCOLS), NULL) - t0) / 86400.0;
         y[i] = PQgetisnull(res, row, TREND_ROW_NCOLS - 1)
                    ? NAN
                    : strtod(PQgetvalue(res, row, TREND_ROW_NCOLS - 1), NULL);
     }
-    json_text_raw(&rows, "]", 1);
-    if (rows.failed || !cJSON_AddRawToObject(o, "metrics", rows.buf)) {
-        status = http_reply_error(conn, 500, "out of memory");
-        goto done;
-    }
-    if (!cJSON_AddStringToObject(o, "metric", metric) ||
+    /* The document is {head, "metrics": rows, tail}: head and tail are small
+     * cJSON objects, the rows (up to TREND_ROWS_MAX, each a few hundred
+     * bytes) are written as JSON text straight from the result into the same
+     * buffer, never parsed into cJSON nodes or copied again: most of this
+     * endpoint's time went there. */
+    head = cJSON_CreateObject();
+    o = cJSON_CreateObject();
+    if (!head || !o || !cJSON_AddStringToObject(head, "model_type", model_type) ||
+        !cJSON_AddStringToObject(head, "machine_id", machine_id) ||
+        !cJSON_AddStringToObject(head, "machine_name", PQgetvalue(res, 0, TREND_NAME_COL)) ||
+        !cJSON_AddStringToObject(o, "metric", metric) ||
         !cJSON_AddBoolToObject(o, "lower_is_better", perf_metric_lower_is_better(metric) == 1) ||
         !cJSON_AddNumberToObject(o, "days", (double)days) ||
         !cJSON_AddStringToObject(o, "period_start", from) ||
         !cJSON_AddStringToObject(o, "until", until) ||
         !cJSON_AddBoolToObject(o, "truncated", n >= TREND_ROWS_MAX) ||
-        !add_trend(o, x, y, n, metric)) {
+        !add_trend(o, x, y, n, metric) || !(head_text = json_print(head)) ||
+        !(tail_text = json_print(o))) {
         status = http_reply_error(conn, 500, "out of memory");
         goto done;
     }
-    status = http_reply_item(conn, 200, o);
+    /* Both print as {...} with at least one member. */
+    json_text_raw(&doc, head_text, strlen(head_text) - 1);
+    json_text_raw(&doc, ",\"metrics\":", 11);
+    json_text_pg_array(&doc, res, TREND_ROW_NCOLS, 1);
+    json_text_raw(&doc, ",", 1);
+    json_text_raw(&doc, tail_text + 1, strlen(tail_text) - 1);
+    if (doc.failed) {
+        status = http_reply_error(conn, 500, "out of memory");
+        goto done;
+    }
+    status = http_reply_json_len(conn, 200, doc.buf, doc.len);
 done:
     free(x);
     free(y);
-    free(rows.buf);
+    free(doc.buf);
+    cJSON_free(head_text);
+    cJSON_free(tail_text);
+    cJSON_Delete(head);
     cJSON_Delete(o);
     PQclear(res);
     params_free(&p);

@@ -183,15 +183,77 @@ void json_text_pg_value(struct json_text *t, const PGresult *res, int row, int c
     }
 }
 
-void json_text_pg_object(struct json_text *t, const PGresult *res, int row, int ncols)
+/* The keys of a result's first ncols columns, each written once as
+ * `"name":` into one buffer; key i is at text.buf + off[i], off[i + 1] -
+ * off[i] bytes long. 0, or -1 when out of memory (nothing to free then). */
+struct pg_keys {
+    struct json_text text;
+    size_t *off; /* ncols + 1 entries */
+};
+
+static void pg_keys_free(struct pg_keys *k)
+{
+    free(k->off);
+    free(k->text.buf);
+}
+
+static int pg_keys_init(struct pg_keys *k, const PGresult *res, int ncols)
+{
+    memset(k, 0, sizeof *k);
+    k->off = malloc(((size_t)ncols + 1) * sizeof *k->off);
+    if (!k->off)
+        return -1;
+    for (int c = 0; c < ncols; c++) {
+        k->off[c] = k->text.len;
+        json_text_string(&k->text, PQfname(res, c));
+        json_text_raw(&k->text, ":", 1);
+    }
+    k->off[ncols] = k->text.len;
+    if (k->text.failed) {
+        pg_keys_free(k);
+        return -1;
+    }
+    return 0;
+}
+
+static void pg_object(struct json_text *t, const struct pg_keys *k, const PGresult *res, int row,
+                      int ncols)
 {
     json_text_raw(t, "{", 1);
     for (int c = 0; c < ncols; c++) {
         if (c > 0)
             json_text_raw(t, ",", 1);
-        json_text_string(t, PQfname(res, c));
-        json_text_raw(t, ":", 1);
+        json_text_raw(t, k->text.buf + k->off[c], k->off[c + 1] - k->off[c]);
         json_text_pg_value(t, res, row, c);
     }
     json_text_raw(t, "}", 1);
+}
+
+void json_text_pg_object(struct json_text *t, const PGresult *res, int row, int ncols)
+{
+    struct pg_keys k;
+    if (pg_keys_init(&k, res, ncols) != 0) {
+        t->failed = 1;
+        return;
+    }
+    pg_object(t, &k, res, row, ncols);
+    pg_keys_free(&k);
+}
+
+void json_text_pg_array(struct json_text *t, const PGresult *res, int ncols, int last_first)
+{
+    struct pg_keys k;
+    int n = PQntuples(res);
+    if (pg_keys_init(&k, res, ncols) != 0) {
+        t->failed = 1;
+        return;
+    }
+    json_text_raw(t, "[", 1);
+    for (int i = 0; i < n; i++) {
+        if (i > 0)
+            json_text_raw(t, ",", 1);
+        pg_object(t, &k, res, last_first ? n - 1 - i : i, ncols);
+    }
+    json_text_raw(t, "]", 1);
+    pg_keys_free(&k);
 }

@@ -44,4 +44,9 @@ void json_text_pg_value(struct json_text *t, const PGresult *res, int row, int c
  * columns 0..ncols-1 (the SELECT list's names or aliases) in that order. */
 void json_text_pg_object(struct json_text *t, const PGresult *res, int row, int ncols);
 
+/* Appends every row of res as a JSON array of such objects, in the
+ * result's order, or last row first when last_first is set. The keys are
+ * escaped once per call, not once per row. */
+void json_text_pg_array(struct json_text *t, const PGresult *res, int ncols, int last_first);
+
 #endif

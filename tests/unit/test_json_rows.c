@@ -115,3 +115,49 @@ Test(json_rows, grows_past_its_first_block)
     cr_assert_eq(strlen(t.buf), t.len);
     free(t.buf);
 }
+
+/* Several rows as an array, in the result's order and last row first:
+ * PostgreSQL's json_agg of the same rows in each order, the first ncols
+ * columns only (the trend's extra columns are left out). */
+Test(json_rows, array_of_rows_in_either_order_as_json_agg_writes_it)
+{
+    PGconn *conn = connect_test_pg("UTC");
+    char err[256];
+    static const char *const rows_sql =
+        "SELECT g AS n, 'row \"' || g || '\"' AS label, g * 0.25::float8 AS x, "
+        "'2026-01-01'::timestamptz + make_interval(hours => g) AS at, g * 100 AS extra "
+        "FROM generate_series(1, 5) g ORDER BY g";
+    PGresult *ours = pg_exec(conn, PGRES_TUPLES_OK, rows_sql, 0, NULL, err, sizeof err);
+    cr_assert(ours, "%s", err);
+    for (int last_first = 0; last_first <= 1; last_first++) {
+        struct json_text t = {0};
+        json_text_pg_array(&t, ours, 4, last_first);
+        cr_assert(!t.failed);
+        char ref_sql[512];
+        snprintf(ref_sql, sizeof ref_sql,
+                 "SELECT json_agg(json_build_object('n', n, 'label', label, 'x', x, 'at', at) "
+                 "ORDER BY n %s)::text FROM (%s) r",
+                 last_first ? "DESC" : "ASC", rows_sql);
+        PGresult *ref = pg_exec(conn, PGRES_TUPLES_OK, ref_sql, 0, NULL, err, sizeof err);
+        cr_assert(ref, "%s", err);
+        cJSON *mine = cJSON_Parse(t.buf), *theirs = cJSON_Parse(PQgetvalue(ref, 0, 0));
+        cr_assert(mine, "ours is not JSON: %s", t.buf);
+        cr_expect(cJSON_Compare(mine, theirs, 1), "last_first %d:\nours:    %s\njson_agg: %s",
+                  last_first, t.buf, PQgetvalue(ref, 0, 0));
+        cJSON_Delete(mine);
+        cJSON_Delete(theirs);
+        PQclear(ref);
+        free(t.buf);
+    }
+    /* No rows: an empty array. */
+    PGresult *none =
+        pg_exec(conn, PGRES_TUPLES_OK, "SELECT 1 AS a WHERE false", 0, NULL, err, sizeof err);
+    cr_assert(none, "%s", err);
+    struct json_text t = {0};
+    json_text_pg_array(&t, none, 1, 1);
+    cr_assert_str_eq(t.buf, "[]");
+    free(t.buf);
+    PQclear(none);
+    PQclear(ours);
+    PQfinish(conn);
+}
