@@ -9,11 +9,13 @@
  * connection (struct pg_stmt, pg.h); the rare ones stay ad hoc. */
 #include "jobs.h"
 #include "error.h"
+#include "json_rows.h"
 #include "pg.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* SQLSTATEs we act on. */
 #define SQLSTATE_UNIQUE_VIOLATION "23505"
@@ -174,17 +176,40 @@ static int explain_no_match(PGconn *conn, const char *job_id, const char *wanted
  * the statement's own implicit transaction, so its commit does not wait
  * for the WAL flush (jobs.h says why losing it is safe). The one-row
  * subquery is volatile, so it is evaluated, never folded away. */
+#define START_SET                                                                                  \
+    "UPDATE model_training_history SET training_status = 'running', "                              \
+    "attempts = attempts + 1, worker_id = $2, training_start = now(), "                            \
+    "heartbeat_at = now(), training_end = NULL, progress = 0, stage = 'starting', "                \
+    "error_message = NULL "                                                                        \
+    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
+#define START_RETURNING                                                                            \
+    " RETURNING id, model_type, machine_id, trigger_type, queue_name, attempts, "                  \
+    "params::text, job_kind"
+
 static const struct pg_stmt STMT_START = {
     "enms_jobs_start",
-    "UPDATE model_training_history SET training_status = 'running', "
-    "attempts = attempts + 1, worker_id = $2, training_start = now(), "
-    "heartbeat_at = now(), training_end = NULL, progress = 0, stage = 'starting', "
-    "error_message = NULL "
-    "FROM (SELECT set_config('synchronous_commit', 'off', true)) AS async_commit "
-    "WHERE id = $1::uuid AND training_status = 'pending' "
-    "RETURNING id, model_type, machine_id, trigger_type, queue_name, attempts, "
-    "params::text, job_kind",
-    2};
+    START_SET "WHERE id = $1::uuid AND training_status = 'pending'" START_RETURNING, 2};
+
+static const struct pg_stmt STMT_START_BATCH = {
+    "enms_jobs_start_batch",
+    START_SET "WHERE id = ANY ($1::uuid[]) AND training_status = 'pending'" START_RETURNING, 2};
+
+/* Fills *out from row `row` of a START statement's result. */
+static int read_started(const PGresult *res, int row, struct job_record *out, char *err,
+                        size_t errlen)
+{
+    copy_field(out->id, sizeof out->id, res, row, 0);
+    copy_field(out->model_type, sizeof out->model_type, res, row, 1);
+    copy_field(out->machine_id, sizeof out->machine_id, res, row, 2);
+    copy_field(out->trigger_type, sizeof out->trigger_type, res, row, 3);
+    copy_field(out->queue_name, sizeof out->queue_name, res, row, 4);
+    copy_field(out->job_kind, sizeof out->job_kind, res, row, 7);
+    out->attempts = atoi(PQgetvalue(res, row, 5));
+    out->params_json = strdup(PQgetvalue(res, row, 6));
+    if (!out->params_json)
+        return enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+    return ENMS_OK;
+}
 
 int jobs_start(PGconn *conn, const char *job_id, const char *worker_id, struct job_record *out,
                char *err, size_t errlen)
@@ -199,18 +224,58 @@ int jobs_start(PGconn *conn, const char *job_id, const char *worker_id, struct j
         rc = explain_no_match(conn, job_id, "pending", err, errlen);
         goto done;
     }
-    copy_field(out->id, sizeof out->id, res, 0, 0);
-    copy_field(out->model_type, sizeof out->model_type, res, 0, 1);
-    copy_field(out->machine_id, sizeof out->machine_id, res, 0, 2);
-    copy_field(out->trigger_type, sizeof out->trigger_type, res, 0, 3);
-    copy_field(out->queue_name, sizeof out->queue_name, res, 0, 4);
-    copy_field(out->job_kind, sizeof out->job_kind, res, 0, 7);
-    out->attempts = atoi(PQgetvalue(res, 0, 5));
-    out->params_json = strdup(PQgetvalue(res, 0, 6));
-    if (!out->params_json)
-        rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+    rc = read_started(res, 0, out, err, errlen);
 done:
     PQclear(res);
+    return rc;
+}
+
+int jobs_start_batch(PGconn *conn, const char *const *ids, int n, const char *worker_id,
+                     struct job_record *out, char *err, size_t errlen)
+{
+    char *list = malloc((size_t)n * (JOBS_ID_SIZE + 1) + 3); /* "{id,id,...}" */
+    PGresult *res = NULL;
+    int rc = ENMS_OK;
+    for (int i = 0; i < n; i++)
+        memset(&out[i], 0, sizeof out[i]);
+    if (!list)
+        return enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+    size_t len = 0;
+    list[len++] = '{';
+    for (int i = 0; i < n; i++) {
+        size_t idlen = strnlen(ids[i], JOBS_ID_SIZE);
+        if (idlen != JOBS_ID_SIZE - 1 || strspn(ids[i], "0123456789abcdefABCDEF-") != idlen) {
+            rc = enms_fail(err, errlen, ENMS_EINVAL, "not a job id: %.40s", ids[i]);
+            goto done;
+        }
+        if (i > 0)
+            list[len++] = ',';
+        memcpy(list + len, ids[i], idlen);
+        len += idlen;
+    }
+    list[len++] = '}';
+    list[len] = '\0';
+    const char *params[] = {list, worker_id};
+    res = pg_exec_stmt(conn, PGRES_TUPLES_OK, &STMT_START_BATCH, params, err, errlen);
+    if (!res) {
+        rc = ENMS_EDB;
+        goto done;
+    }
+    /* Rows come back in no particular order: each goes to its id's slot. */
+    for (int row = 0; row < PQntuples(res) && rc == ENMS_OK; row++) {
+        const char *id = PQgetvalue(res, row, 0);
+        for (int i = 0; i < n; i++)
+            if (strcasecmp(ids[i], id) == 0 && out[i].id[0] == '\0') {
+                rc = read_started(res, row, &out[i], err, errlen);
+                break;
+            }
+    }
+    if (rc != ENMS_OK)
+        for (int i = 0; i < n; i++)
+            job_record_clear(&out[i]);
+done:
+    PQclear(res);
+    free(list);
     return rc;
 }
 
@@ -314,6 +379,103 @@ int jobs_complete(PGconn *conn, const char *job_id, int attempt, const struct jo
     return cas_update(conn, &STMT_COMPLETE, params, job_id, wanted, err, errlen);
 }
 
+/* STMT_COMPLETE for many attempts at once; $1 is a JSON array with one
+ * object per job (jobs_complete_batch writes it), read as records. A key
+ * left out is NULL: keep the column. */
+static const struct pg_stmt STMT_COMPLETE_BATCH = {
+    "enms_jobs_complete_batch",
+    "UPDATE model_training_history j SET training_status = 'completed', training_end = now(), "
+    "training_duration_seconds = GREATEST(0, EXTRACT(EPOCH FROM now() - j.training_start)), "
+    "error_message = NULL, training_metrics = COALESCE(r.metrics, j.training_metrics), "
+    "progress = 100, stage = 'completed', heartbeat_at = now(), "
+    "training_samples = COALESCE(r.samples, j.training_samples), "
+    "training_data_start = COALESCE(to_timestamp(r.data_start), j.training_data_start), "
+    "training_data_end = COALESCE(to_timestamp(r.data_end), j.training_data_end), "
+    "hyperparameters = COALESCE(r.hyperparameters, j.hyperparameters), "
+    "feature_names = CASE WHEN r.feature_names IS NULL THEN j.feature_names "
+    "ELSE ARRAY(SELECT jsonb_array_elements_text(r.feature_names)) END, "
+    "validation_metrics = COALESCE(r.validation_metrics, j.validation_metrics) "
+    "FROM jsonb_to_recordset($1::jsonb) AS r(id uuid, attempt int, metrics jsonb, samples int, "
+    "data_start bigint, data_end bigint, hyperparameters jsonb, feature_names jsonb, "
+    "validation_metrics jsonb) "
+    "WHERE j.id = r.id AND j.attempts = r.attempt AND j.training_status = 'running' "
+    "RETURNING j.id",
+    1};
+
+/* Appends ,"key":<json text> to t unless json is NULL. The text is the
+ * trainer's own JSON; if it were not JSON, PostgreSQL would refuse the
+ * whole statement and the caller falls back to one job at a time. */
+static void put_raw(struct json_text *t, const char *key, const char *json)
+{
+    if (!json)
+        return;
+    json_text_raw(t, ",\"", 2);
+    json_text_raw(t, key, strlen(key));
+    json_text_raw(t, "\":", 2);
+    json_text_raw(t, json, strlen(json));
+}
+
+static void put_int(struct json_text *t, const char *key, long long v)
+{
+    char buf[64];
+    int len = snprintf(buf, sizeof buf, ",\"%s\":%lld", key, v);
+    json_text_raw(t, buf, (size_t)len);
+}
+
+int jobs_complete_batch(PGconn *conn, struct job_done *done, int n, char *err, size_t errlen)
+{
+    struct json_text t = {0};
+    PGresult *res = NULL;
+    int rc = ENMS_OK;
+    json_text_raw(&t, "[", 1);
+    for (int i = 0; i < n; i++) {
+        const struct job_completion *c = &done[i].c;
+        done[i].completed = 0;
+        size_t idlen = strnlen(done[i].job_id, JOBS_ID_SIZE);
+        if (idlen != JOBS_ID_SIZE - 1 ||
+            strspn(done[i].job_id, "0123456789abcdefABCDEF-") != idlen) {
+            rc = enms_fail(err, errlen, ENMS_EINVAL, "not a job id: %.40s", done[i].job_id);
+            goto done;
+        }
+        json_text_raw(&t, i > 0 ? ",{\"id\":\"" : "{\"id\":\"", i > 0 ? 8 : 7);
+        json_text_raw(&t, done[i].job_id, idlen);
+        json_text_raw(&t, "\"", 1);
+        put_int(&t, "attempt", done[i].attempt);
+        put_raw(&t, "metrics", c->metrics_json);
+        if (c->training_samples >= 0)
+            put_int(&t, "samples", c->training_samples);
+        if (c->data_start > 0)
+            put_int(&t, "data_start", (long long)c->data_start);
+        if (c->data_end > 0)
+            put_int(&t, "data_end", (long long)c->data_end);
+        put_raw(&t, "hyperparameters", c->hyperparameters_json);
+        put_raw(&t, "feature_names", c->feature_names_json);
+        put_raw(&t, "validation_metrics", c->validation_metrics_json);
+        json_text_raw(&t, "}", 1);
+    }
+    json_text_raw(&t, "]", 1);
+    if (t.failed) {
+        rc = enms_fail(err, errlen, ENMS_ENOMEM, "out of memory");
+        goto done;
+    }
+    const char *params[] = {t.buf};
+    res = pg_exec_stmt(conn, PGRES_TUPLES_OK, &STMT_COMPLETE_BATCH, params, err, errlen);
+    if (!res) {
+        rc = ENMS_EDB;
+        goto done;
+    }
+    for (int row = 0; row < PQntuples(res); row++) {
+        const char *id = PQgetvalue(res, row, 0);
+        for (int i = 0; i < n; i++)
+            if (strcasecmp(done[i].job_id, id) == 0)
+                done[i].completed = 1;
+    }
+done:
+    PQclear(res);
+    free(t.buf);
+    return rc;
+}
+
 int jobs_cancel(PGconn *conn, const char *job_id, char *prev_status, char *err, size_t errlen)
 {
     const char *params[] = {job_id};
@@ -362,6 +524,27 @@ int jobs_release(PGconn *conn, const char *job_id, int attempt, const char *reas
     char wanted[48];
     snprintf(wanted, sizeof wanted, "running as attempt %d", attempt);
     return cas_update(conn, &STMT_RELEASE, params, job_id, wanted, err, errlen);
+}
+
+/* The attempt number goes back with the job: no lease, heartbeat or write
+ * was ever made under it (heartbeat_at still equals training_start, which
+ * only jobs_start sets), so the next start may issue it again. */
+static const struct pg_stmt STMT_UNSTART = {
+    "enms_jobs_unstart",
+    "UPDATE model_training_history SET training_status = 'pending', attempts = attempts - 1, "
+    "stage = $4, progress = 0, heartbeat_at = NULL, training_start = NULL "
+    "WHERE id = $1::uuid AND attempts = $2::int AND training_status = 'running' "
+    "AND worker_id = $3 AND heartbeat_at = training_start RETURNING id",
+    4};
+
+int jobs_unstart(PGconn *conn, const char *job_id, int attempt, const char *worker_id,
+                 const char *reason, char *err, size_t errlen)
+{
+    char attempt_text[16], wanted[64];
+    snprintf(attempt_text, sizeof attempt_text, "%d", attempt);
+    const char *params[] = {job_id, attempt_text, worker_id, reason};
+    snprintf(wanted, sizeof wanted, "running as attempt %d, never run", attempt);
+    return cas_update(conn, &STMT_UNSTART, params, job_id, wanted, err, errlen);
 }
 
 int jobs_alert_failed(PGconn *conn, const char *job_id, const char *message, char *err,

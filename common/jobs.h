@@ -112,6 +112,33 @@ struct job_completion {
 int jobs_complete(PGconn *conn, const char *job_id, int attempt, const struct job_completion *c,
                   char *err, size_t errlen);
 
+/* jobs_start for up to n ids in one statement (one asynchronous commit).
+ * out has n entries: out[i] is filled for each id that started (pending ->
+ * running, attempt + 1) and left zeroed (out[i].id[0] == '\0') for an id
+ * that was not pending or does not exist - not ours to run. The caller
+ * clears every entry with job_record_clear. ENMS_EDB, ENMS_EINVAL (an id
+ * that is not a uuid), ENMS_ENOMEM: then nothing is filled. */
+int jobs_start_batch(PGconn *conn, const char *const *ids, int n, const char *worker_id,
+                     struct job_record *out, char *err, size_t errlen);
+
+/* One job for jobs_complete_batch: its attempt and completion (c.version_id
+ * and c.version are not written: a completion with a model version is
+ * written by jobs_complete inside its own transaction). completed is set
+ * by the call. The strings are borrowed. */
+struct job_done {
+    const char *job_id;
+    int attempt;
+    struct job_completion c;
+    int completed; /* out: 1 when this attempt was running and is now completed */
+};
+
+/* jobs_complete for n attempts as one statement and one durable commit:
+ * each row's compare-and-set as jobs_complete's, and done[i].completed
+ * says which held (the others are stale: cancelled, or another attempt's).
+ * ENMS_EDB (nothing written; e.g. a value PostgreSQL refuses) or
+ * ENMS_EINVAL; the caller can then complete them one at a time. */
+int jobs_complete_batch(PGconn *conn, struct job_done *done, int n, char *err, size_t errlen);
+
 /* pending|running -> cancelled. prev_status (JOBS_STATUS_SIZE) receives the
  * status the job had. ENMS_ECONFLICT when it had already finished (its
  * status in prev_status); ENMS_ENOTFOUND when there is no such job. */
@@ -122,6 +149,15 @@ int jobs_cancel(PGconn *conn, const char *job_id, char *prev_status, char *err, 
  * when the attempt no longer holds the job. */
 int jobs_release(PGconn *conn, const char *job_id, int attempt, const char *reason, char *err,
                  size_t errlen);
+
+/* running -> pending for an attempt that was started but never run (a
+ * worker's batch handing back the jobs it has not reached): attempts - 1,
+ * since nothing was done under that number; reason goes into the stage and
+ * the job's event. Only for worker_id's own attempt, and only while no
+ * heartbeat was recorded. ENMS_ECONFLICT otherwise (cancelled meanwhile,
+ * or the attempt did run). */
+int jobs_unstart(PGconn *conn, const char *job_id, int attempt, const char *worker_id,
+                 const char *reason, char *err, size_t errlen);
 
 /* Records a training_failed alert (severity critical) for the job, with
  * message as its text. */

@@ -276,6 +276,61 @@ done:
     return rc;
 }
 
+/* LMOVE up to ARGV[1] entries from KEYS[1] to KEYS[2]; the moved entries,
+ * oldest first. */
+static const char CLAIM_MORE_LUA[] =
+    "local moved = {} "
+    "for i = 1, tonumber(ARGV[1]) do "
+    "local id = redis.call('LMOVE', KEYS[1], KEYS[2], 'RIGHT', 'LEFT') "
+    "if not id then break end "
+    "moved[i] = id "
+    "end "
+    "return moved";
+
+int queue_claim_more(redisContext *ctx, const char *prefix, const char *queue_name,
+                     const char *worker_id, int max, char (*ids)[QUEUE_ID_LEN + 1], int *n,
+                     char *err, size_t errlen)
+{
+    char src[QUEUE_KEY_MAX], dst[QUEUE_KEY_MAX], count[16];
+    redisReply *reply = NULL; /* freeReplyObject */
+    int rc;
+    *n = 0;
+    if (max <= 0)
+        return ENMS_OK;
+    if ((rc = key_or_fail(src, sizeof src, prefix, "queue", queue_name, err, errlen)) != ENMS_OK ||
+        (rc = key_or_fail(dst, sizeof dst, prefix, "processing", worker_id, err, errlen)) !=
+            ENMS_OK)
+        return rc;
+    snprintf(count, sizeof count, "%d", max);
+    reply = redisCommand(ctx, "EVAL %s 2 %s %s %s", CLAIM_MORE_LUA, src, dst, count);
+    rc = reply_check(ctx, reply, "EVAL claim", err, errlen);
+    if (rc != ENMS_OK)
+        goto done;
+    if (reply->type != REDIS_REPLY_ARRAY) {
+        rc = enms_fail(err, errlen, ENMS_EREDIS, "redis: EVAL claim: unexpected reply type %d",
+                       reply->type);
+        goto done;
+    }
+    for (size_t i = 0; i < reply->elements && *n < max; i++) {
+        const redisReply *e = reply->element[i];
+        if (e->type != REDIS_REPLY_STRING)
+            continue;
+        if (!queue_is_uuid(e->str, e->len)) {
+            /* As in queue_claim: not a job id, so it cannot wedge the worker. */
+            freeReplyObject(redisCommand(ctx, "LREM %s 1 %b", dst, e->str, e->len));
+            continue;
+        }
+        memcpy(ids[*n], e->str, QUEUE_ID_LEN);
+        ids[*n][QUEUE_ID_LEN] = '\0';
+        (*n)++;
+    }
+    rc = ENMS_OK;
+done:
+    if (reply)
+        freeReplyObject(reply);
+    return rc;
+}
+
 int queue_ack(redisContext *ctx, const char *prefix, const char *worker_id, const char *job_id,
               char *err, size_t errlen)
 {

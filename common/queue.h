@@ -106,6 +106,16 @@ int queue_push(redisContext *ctx, const char *prefix, const char *queue_name, co
 int queue_claim(redisContext *ctx, const char *prefix, const char *queue_name,
                 const char *worker_id, int timeout_s, char *job_id, char *err, size_t errlen);
 
+/* Moves up to max more ids from <p>:queue:<queue_name> to the worker's
+ * processing list without waiting, in one round trip (a script of LMOVEs,
+ * atomic like BLMOVE): a worker whose jobs are short takes several at a
+ * time (worker/main.c). ids[i] (QUEUE_ID_LEN + 1 bytes each) receives them
+ * oldest first, *n how many; entries that are not uuids are dropped from the
+ * processing list and skipped. 0 with *n == 0 when the queue was empty. */
+int queue_claim_more(redisContext *ctx, const char *prefix, const char *queue_name,
+                     const char *worker_id, int max, char (*ids)[QUEUE_ID_LEN + 1], int *n,
+                     char *err, size_t errlen);
+
 /* LREM job_id from <p>:processing:<worker_id> (the job is settled). */
 int queue_ack(redisContext *ctx, const char *prefix, const char *worker_id, const char *job_id,
               char *err, size_t errlen);

@@ -236,6 +236,10 @@ void heartbeat_watch(struct run *run)
     track_progress(&wt, now);
 
     while (!wait_done(run, HEARTBEAT_TICK_MS)) {
+        if (run->on_slow) {
+            run->on_slow(run);
+            run->on_slow = NULL;
+        }
         now = runner_now_ms();
         if (atomic_load(&run->stop)) {
             /* Told to stop: give the thread its time, and keep the lease

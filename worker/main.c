@@ -105,6 +105,7 @@ static void claim_loop(struct worker *w)
 {
     const struct enms_config *cfg = w->cfg;
     char err[512], job_id[QUEUE_ID_LEN + 1];
+    char batch[RUNNER_BATCH_MAX][QUEUE_ID_LEN + 1];
     long long next_announce_ms = 0;
     int backoff_s = 1, registered = 0;
 
@@ -145,8 +146,20 @@ static void claim_loop(struct worker *w)
             } else if (rc == ENMS_OK) {
                 /* The runner puts the registry back to idle with the job's
                  * end; the idle announce and the PostgreSQL check wait for
-                 * their interval (or follow an error, below). */
-                rc = runner_run(w, job_id);
+                 * their interval (or follow an error, below). A worker
+                 * whose jobs are short takes more of the queue at once. */
+                int want = runner_batch_size(w), more = 0;
+                memcpy(batch[0], job_id, sizeof batch[0]);
+                if (want > 1 &&
+                    queue_claim_more(w->redis, cfg->redis_prefix, QUEUE_DEFAULT, cfg->worker_id,
+                                     want - 1, batch + 1, &more, err, sizeof err) != ENMS_OK) {
+                    /* The script may have moved ids we did not hear of:
+                     * runner_recover puts them back. */
+                    log_warn("%s", err);
+                    w->dirty = 1;
+                    more = 0;
+                }
+                rc = more == 0 ? runner_run(w, job_id) : runner_run_batch(w, batch, 1 + more);
                 if (rc != ENMS_OK)
                     snprintf(err, sizeof err, "job %s: %s", job_id, enms_err_name(rc));
             }

@@ -811,6 +811,30 @@ static enum outcome decide(struct run *run, int finished, char *msg, size_t msgl
     return OUT_FAIL;
 }
 
+/* The rest of a completion once PostgreSQL answered the compare-and-set
+ * with rc (err its message): Redis settled as completed, or, for a stale
+ * attempt or a write that could not be made, as lost. */
+static void settle_completed(struct run *run, int rc, const char *err,
+                             const struct stage_list *stages)
+{
+    const char *id = run->job.id;
+    int attempt = run->job.attempts;
+    if (rc == ENMS_ECONFLICT) {
+        log_event(LOG_INFO, id, "job %s attempt %d is stale; result dropped (%s)", id, attempt,
+                  err);
+        redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
+        return;
+    }
+    if (rc != ENMS_OK) {
+        log_event(LOG_ERROR, id, "cannot record the completion: %s", err);
+        redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
+        return;
+    }
+    set_progress(run, 100, "completed");
+    log_event(LOG_INFO, id, "attempt %d completed", attempt);
+    redis_settle(run, "completed", "training.completed", NULL, WORKER_STATS_COMPLETED, stages);
+}
+
 /* Writes the end of the job: PostgreSQL first, then Redis. */
 static void settle(struct run *run, int finished)
 {
@@ -828,20 +852,7 @@ static void settle(struct run *run, int finished)
     switch (decide(run, finished, msg, sizeof msg)) {
     case OUT_COMPLETE:
         rc = final_write(run, write_completed, NULL, "completed", err, sizeof err);
-        if (rc == ENMS_ECONFLICT) {
-            log_event(LOG_INFO, id, "job %s attempt %d is stale; result dropped (%s)", id, attempt,
-                      err);
-            redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
-            return;
-        }
-        if (rc != ENMS_OK) {
-            log_event(LOG_ERROR, id, "cannot record the completion: %s", err);
-            redis_settle(run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
-            return;
-        }
-        set_progress(run, 100, "completed");
-        log_event(LOG_INFO, id, "attempt %d completed", attempt);
-        redis_settle(run, "completed", "training.completed", NULL, WORKER_STATS_COMPLETED, &stages);
+        settle_completed(run, rc, err, &stages);
         return;
     case OUT_FAIL:
         rc = final_write(run, write_failed, msg, "failed", err, sizeof err);
@@ -955,47 +966,181 @@ static void hand_back_unstarted(struct worker *w, const char *job_id)
     }
 }
 
-int runner_run(struct worker *w, const char *job_id)
+/* The jobs of one claim (runner_run_batch). Waiting: started in PostgreSQL
+ * together, not run yet, in claim order (waiting[next..nwaiting)). Held:
+ * finished with a result whose completion is one statement, in the order
+ * they finished, each keeping its lease and its place in the processing
+ * list until flush_completions has written it. */
+struct batch {
+    struct run *waiting[RUNNER_BATCH_MAX];
+    int next, nwaiting;
+    int n;               /* held */
+    long long oldest_ms; /* runner_now_ms() when the first held one finished */
+    struct run *run[RUNNER_BATCH_MAX];
+    struct stage_list stages[RUNNER_BATCH_MAX];
+};
+
+/* Whether the job's completion is the single jobs_complete statement (no
+ * model version to insert, not a monitoring job), so it can join others. */
+static int completes_in_one_statement(const struct run *run)
 {
-    const struct enms_config *cfg = w->cfg;
-    struct run *run = run_new(w); /* run_free, unless its thread is stuck */
+    return (!run->job.job_kind[0] || strcmp(run->job.job_kind, "train") == 0) &&
+           !run->result.artifact_json;
+}
+
+/* Writes the held completions in one statement, then settles each in
+ * Redis. When that statement fails: with may_block, each is written on its
+ * own with final_write's retries (the path of an unbatched job); without
+ * (called while another job trains, whose lease must keep being renewed),
+ * they stay held for a later call. */
+static void flush_completions(struct worker *w, struct batch *pc, int may_block)
+{
+    struct job_done done[RUNNER_BATCH_MAX];
+    char err[512];
+    if (pc->n == 0)
+        return;
+    for (int i = 0; i < pc->n; i++) {
+        const struct run *run = pc->run[i];
+        const struct train_result *res = &run->result;
+        done[i] = (struct job_done){.job_id = run->job.id,
+                                    .attempt = run->job.attempts,
+                                    .c = {.metrics_json = res->metrics_json,
+                                          .training_samples = res->training_samples,
+                                          .data_start = res->data_start,
+                                          .data_end = res->data_end,
+                                          .hyperparameters_json = res->hyperparameters_json,
+                                          .feature_names_json = res->feature_names,
+                                          .validation_metrics_json = res->validation_metrics_json}};
+    }
+    int rc = runner_pg(w, err, sizeof err);
+    if (rc == ENMS_OK)
+        rc = jobs_complete_batch(w->pg, done, pc->n, err, sizeof err);
+    if (rc != ENMS_OK && !may_block) {
+        log_warn("%d completions not written yet: %s", pc->n, err);
+        return;
+    }
+    if (rc != ENMS_OK)
+        log_warn("%d completions written one at a time: %s", pc->n, err);
+    for (int i = 0; i < pc->n; i++) {
+        struct run *run = pc->run[i];
+        int one = ENMS_OK;
+        if (rc != ENMS_OK)
+            one = final_write(run, write_completed, NULL, "completed", err, sizeof err);
+        else if (!done[i].completed)
+            one = enms_fail(err, sizeof err, ENMS_ECONFLICT, "attempt %d no longer holds the job",
+                            run->job.attempts);
+        settle_completed(run, one, err, &pc->stages[i]);
+        run_free(run);
+        pc->run[i] = NULL;
+    }
+    pc->n = 0;
+}
+
+/* Gives a started job that was never run back to its queue: the attempt
+ * undone in PostgreSQL (jobs_unstart), then pushed and dropped from our
+ * list, so it is in a list at every moment. When PostgreSQL cannot undo it
+ * (down), it is released like an interrupted attempt. Frees run. */
+static void hand_back_waiting(struct run *run, const char *why)
+{
+    struct worker *w = run->w;
+    char err[512];
+    int rc = runner_pg(w, err, sizeof err);
+    if (rc == ENMS_OK)
+        rc = jobs_unstart(w->pg, run->job.id, run->job.attempts, w->cfg->worker_id, why, err,
+                          sizeof err);
+    if (rc == ENMS_OK) {
+        log_event(LOG_INFO, run->job.id, "handed back unrun: %s", why);
+        hand_back_unstarted(w, run->job.id);
+    } else if (rc == ENMS_ECONFLICT) {
+        /* Cancelled while it waited (or no longer this attempt's): not ours. */
+        log_event(LOG_INFO, run->job.id, "not run: %s", err);
+        if (runner_redis(w, err, sizeof err) != ENMS_OK ||
+            queue_ack(w->redis, w->cfg->redis_prefix, w->cfg->worker_id, run->job.id, err,
+                      sizeof err) != ENMS_OK)
+            w->dirty = 1;
+    } else {
+        settle_release(run, why, NULL);
+    }
+    run_free(run);
+}
+
+/* Hands back every job of the batch still waiting. */
+static void hand_back_batch(struct batch *b, const char *why)
+{
+    while (b->next < b->nwaiting) {
+        struct run *run = b->waiting[b->next];
+        b->waiting[b->next++] = NULL;
+        hand_back_waiting(run, why);
+    }
+}
+
+/* heartbeat_watch's hook for a job of a batch that trains past its first
+ * tick: the batch was claimed on the promise of short jobs, so the jobs
+ * still waiting go back to the queue for other workers, and the
+ * completions held back by the earlier ones are written now rather than
+ * wait for this one. */
+static void flush_on_slow(struct run *run)
+{
+    struct worker *w = run->w;
+    struct queue_pipe p;
+    char err[512];
+    hand_back_batch(run->batch, "handed back: a job before it in the worker's batch ran long");
+    flush_completions(w, run->batch, 0);
+    /* Settling them set the registry to idle, but this job still runs. */
+    if (runner_redis(w, err, sizeof err) != ENMS_OK)
+        return;
+    queue_pipe_init(&p, w->redis);
+    registry_pipe_state(&p, &w->me, "busy", run->job.id);
+    if (queue_pipe_run(&p, err, sizeof err) != ENMS_OK)
+        log_event(LOG_WARN, run->job.id, "cannot mark the worker busy: %s", err);
+}
+
+/* Folds one job's time (start to end, in microseconds) into the worker's
+ * running estimate: up at once, down slowly, so one slow job makes the
+ * next claims single again (runner_batch_size). */
+static void note_job_time(struct worker *w, long long us)
+{
+    if (us < 1)
+        us = 1;
+    if (w->job_avg_us <= 0 || us > w->job_avg_us)
+        w->job_avg_us = us;
+    else
+        w->job_avg_us = (7 * w->job_avg_us + us) / 8;
+}
+
+int runner_batch_size(const struct worker *w)
+{
+    if (w->job_avg_us <= 0)
+        return 1; /* nothing measured yet */
+    long long k = RUNNER_BATCH_BUDGET_US / w->job_avg_us;
+    return k < 1 ? 1 : k > RUNNER_BATCH_MAX ? RUNNER_BATCH_MAX : (int)k;
+}
+
+/* Runs a started job (run->job filled by jobs_start): lease and live
+ * state, the training thread and its watch, then the end. When pending is
+ * not NULL and the job finished with a result whose completion is one
+ * statement, the run is held there for flush_completions instead of being
+ * settled. Owns run: frees it, holds it in pending, or leaves it to a
+ * stuck training thread. */
+static void run_started(struct run *run, struct batch *pending)
+{
+    struct worker *w = run->w;
+    const char *job_id = run->job.id;
     pthread_t thread;
     char err[512];
-    int rc;
+    struct timespec t0, t1;
 
-    if (!run) {
-        log_event(LOG_ERROR, job_id, "out of memory");
-        hand_back_unstarted(w, job_id);
-        return ENMS_ENOMEM;
-    }
-    rc = runner_pg(w, err, sizeof err);
-    if (rc == ENMS_OK)
-        rc = jobs_start(w->pg, job_id, cfg->worker_id, &run->job, err, sizeof err);
-    if (rc == ENMS_ECONFLICT || rc == ENMS_ENOTFOUND) {
-        /* Cancelled while queued, a duplicate push of a job that runs or
-         * ran elsewhere, or an unknown id: not ours to run. */
-        log_event(LOG_INFO, job_id, "not started: %s", err);
-        if (runner_redis(w, err, sizeof err) != ENMS_OK ||
-            queue_ack(w->redis, cfg->redis_prefix, cfg->worker_id, job_id, err, sizeof err) !=
-                ENMS_OK)
-            w->dirty = 1;
-        rc = ENMS_OK;
-        goto done;
-    }
-    if (rc != ENMS_OK) {
-        log_event(LOG_WARN, job_id, "cannot start: %s", err);
-        hand_back_unstarted(w, job_id);
-        goto done;
-    }
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     run->started_ms = runner_now_ms();
     set_progress(run, 0, "starting");
     log_event(LOG_INFO, job_id, "attempt %d started (%s for machine %s)", run->job.attempts,
               run->job.model_type, run->job.machine_id);
 
-    if ((rc = redis_start(run, err, sizeof err)) != ENMS_OK) {
+    if (redis_start(run, err, sizeof err) != ENMS_OK) {
         log_event(LOG_WARN, job_id, "cannot take the lease: %s", err);
         settle_release(run, "worker could not take the lease", NULL);
-        goto done;
+        run_free(run);
+        return;
     }
 
     /* The training connection moves to the run and comes back after the
@@ -1007,9 +1152,15 @@ int runner_run(struct worker *w, const char *job_id)
         run->pg = NULL;
         log_event(LOG_ERROR, job_id, "cannot start the training thread");
         settle_release(run, "worker could not start a training thread", NULL);
-        goto done;
+        run_free(run);
+        return;
+    }
+    if (pending && (pending->n > 0 || pending->next < pending->nwaiting)) {
+        run->batch = pending;
+        run->on_slow = flush_on_slow;
     }
     heartbeat_watch(run);
+    run->on_slow = NULL;
     pthread_mutex_lock(&run->lock);
     int finished = run->done;
     pthread_mutex_unlock(&run->lock);
@@ -1030,11 +1181,134 @@ int runner_run(struct worker *w, const char *job_id)
         pthread_detach(thread);
         w->must_reexec = 1;
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    note_job_time(w,
+                  (long long)(t1.tv_sec - t0.tv_sec) * 1000000 + (t1.tv_nsec - t0.tv_nsec) / 1000);
+    if (pending && finished && run->rc == ENMS_OK && completes_in_one_statement(run) &&
+        pending->n < RUNNER_BATCH_MAX) {
+        /* decide() would say OUT_COMPLETE: held, with the stages the
+         * watch did not publish (none for a job that lost its lease). */
+        struct stage_list *stages = &pending->stages[pending->n];
+        memset(stages, 0, sizeof *stages);
+        if (atomic_load(&run->reason) != STOP_LEASE_LOST)
+            take_stages(run, stages);
+        if (pending->n == 0)
+            pending->oldest_ms = runner_now_ms();
+        pending->run[pending->n++] = run;
+        return;
+    }
     settle(run, finished);
-    if (!finished)
-        return ENMS_OK; /* run stays with the stuck thread */
+    if (finished)
+        run_free(run); /* else it stays with the stuck thread */
+}
+
+int runner_run(struct worker *w, const char *job_id)
+{
+    const struct enms_config *cfg = w->cfg;
+    struct run *run = run_new(w); /* run_started owns it once started */
+    char err[512];
+    int rc;
+
+    if (!run) {
+        log_event(LOG_ERROR, job_id, "out of memory");
+        hand_back_unstarted(w, job_id);
+        return ENMS_ENOMEM;
+    }
+    rc = runner_pg(w, err, sizeof err);
+    if (rc == ENMS_OK)
+        rc = jobs_start(w->pg, job_id, cfg->worker_id, &run->job, err, sizeof err);
+    if (rc == ENMS_ECONFLICT || rc == ENMS_ENOTFOUND) {
+        /* Cancelled while queued, a duplicate push of a job that runs or
+         * ran elsewhere, or an unknown id: not ours to run. */
+        log_event(LOG_INFO, job_id, "not started: %s", err);
+        if (runner_redis(w, err, sizeof err) != ENMS_OK ||
+            queue_ack(w->redis, cfg->redis_prefix, cfg->worker_id, job_id, err, sizeof err) !=
+                ENMS_OK)
+            w->dirty = 1;
+        run_free(run);
+        return ENMS_OK;
+    }
+    if (rc != ENMS_OK) {
+        log_event(LOG_WARN, job_id, "cannot start: %s", err);
+        hand_back_unstarted(w, job_id);
+        run_free(run);
+        return rc;
+    }
+    run_started(run, NULL);
+    return ENMS_OK;
+}
+
+int runner_run_batch(struct worker *w, char (*ids)[QUEUE_ID_LEN + 1], int n)
+{
+    const struct enms_config *cfg = w->cfg;
+    struct run *runs[RUNNER_BATCH_MAX] = {0};
+    struct job_record recs[RUNNER_BATCH_MAX];
+    const char *idp[RUNNER_BATCH_MAX];
+    struct batch *b = calloc(1, sizeof *b); /* freed here */
+    char err[512];
+    int rc = ENMS_OK;
+
+    if (n > RUNNER_BATCH_MAX)
+        n = RUNNER_BATCH_MAX; /* main.c never claims more */
+    int allocated = b != NULL;
+    for (int i = 0; i < n; i++) {
+        idp[i] = ids[i];
+        runs[i] = run_new(w);
+        allocated = allocated && runs[i];
+    }
+    if (!allocated) {
+        log_warn("out of memory for a batch of %d jobs; handed back", n);
+        for (int i = 0; i < n; i++)
+            hand_back_unstarted(w, ids[i]);
+        rc = ENMS_ENOMEM;
+        goto done;
+    }
+    rc = runner_pg(w, err, sizeof err);
+    if (rc == ENMS_OK)
+        rc = jobs_start_batch(w->pg, idp, n, cfg->worker_id, recs, err, sizeof err);
+    if (rc != ENMS_OK) {
+        log_warn("cannot start a batch of %d jobs: %s", n, err);
+        for (int i = 0; i < n; i++)
+            hand_back_unstarted(w, ids[i]);
+        goto done;
+    }
+    for (int i = 0; i < n; i++) {
+        struct run *run = runs[i];
+        runs[i] = NULL;
+        if (!recs[i].id[0]) {
+            log_event(LOG_INFO, ids[i], "not started: not pending (cancelled, taken or unknown)");
+            if (runner_redis(w, err, sizeof err) != ENMS_OK ||
+                queue_ack(w->redis, cfg->redis_prefix, cfg->worker_id, ids[i], err, sizeof err) !=
+                    ENMS_OK)
+                w->dirty = 1;
+            run_free(run);
+            continue;
+        }
+        run->job = recs[i]; /* the run owns params_json now */
+        memset(&recs[i], 0, sizeof recs[i]);
+        b->waiting[b->nwaiting++] = run;
+    }
+    /* Each waits running in PostgreSQL without a lease, which housekeeping
+     * tolerates for a heartbeat TTL after its start; a slow job among them
+     * hands the rest back (flush_on_slow), and so does a stopping worker. */
+    while (b->next < b->nwaiting) {
+        if (atomic_load(&w->shutdown) || w->must_reexec) {
+            hand_back_batch(b, atomic_load(&w->shutdown) ? "handed back: worker shutting down"
+                                                         : "handed back: worker restarting");
+            break;
+        }
+        struct run *run = b->waiting[b->next];
+        b->waiting[b->next++] = NULL;
+        if (b->n > 0 && runner_now_ms() - b->oldest_ms > RUNNER_FLUSH_AFTER_MS)
+            flush_completions(w, b, 1);
+        run_started(run, b);
+    }
+    flush_completions(w, b, 1);
+    rc = ENMS_OK;
 done:
-    run_free(run);
+    for (int i = 0; i < n; i++)
+        run_free(runs[i]); /* those never started */
+    free(b);
     return rc;
 }
 

@@ -19,6 +19,7 @@
 #include "training.h"
 #include "../common/config.h"
 #include "../common/jobs.h"
+#include "../common/queue.h"
 #include "../common/redis.h"
 
 /* Why a running job was told to stop. The first reason set wins. */
@@ -47,7 +48,24 @@ struct worker {
     int dirty;                   /* the processing list may hold ids already settled: recover */
     int must_reexec;             /* a training thread did not stop: replace the process image */
     unsigned int seed;           /* rand_r state for backoff jitter (main thread only) */
+    long long job_avg_us;        /* recent time per job, start to end; 0 before the first
+                                    (main thread only; runner_batch_size) */
 };
+
+/* Claiming several jobs at a time (worker/main.c, runner_run_batch). A
+ * worker whose recent jobs were short takes as many as it expects to finish
+ * within RUNNER_BATCH_BUDGET_US, at most RUNNER_BATCH_MAX: they start in
+ * one statement and their completions are written together, so no-op and
+ * other short jobs share PostgreSQL's per-statement and per-commit cost. A
+ * worker with long jobs takes one at a time and leaves the rest of the
+ * queue to other workers. Completions are held at most about
+ * RUNNER_FLUSH_AFTER_MS (or until the job after them passes its first
+ * watch tick, HEARTBEAT_TICK_MS). */
+#define RUNNER_BATCH_MAX       32
+#define RUNNER_BATCH_BUDGET_US 20000
+#define RUNNER_FLUSH_AFTER_MS  20
+
+struct batch; /* runner.c: the jobs of one claim */
 
 #define RUN_STAGES_MAX 8
 
@@ -77,6 +95,11 @@ struct run {
         char stage[128];
     } entered[RUN_STAGES_MAX];
     int nentered;
+    /* Called once by heartbeat_watch when the job is still training after
+     * its first tick (runner.c: writes the completions held back by the
+     * batch, batch). NULL: nothing to do. */
+    void (*on_slow)(struct run *run);
+    struct batch *batch;
     int done; /* training thread finished; rc, result and err are final */
     int rc;
     struct train_result result;
@@ -97,6 +120,18 @@ int runner_request_stop(struct run *run, enum stop_reason reason);
  * back off before claiming again. Sets w->must_reexec when the training
  * thread would not stop. */
 int runner_run(struct worker *w, const char *job_id);
+
+/* runner_run for n (2..RUNNER_BATCH_MAX) ids main.c just moved into the
+ * processing list together: started in one statement, run one after
+ * another, their completions written together when each is one statement
+ * (other ends are written as runner_run writes them). A job that waited
+ * half a heartbeat TTL, or meets a stopping worker, is handed back. Same
+ * returns as runner_run. */
+int runner_run_batch(struct worker *w, char (*ids)[QUEUE_ID_LEN + 1], int n);
+
+/* How many jobs to claim next: 1 until a job has been timed, then as many
+ * as recent job times fit in RUNNER_BATCH_BUDGET_US. */
+int runner_batch_size(const struct worker *w);
 
 /* Makes the worker's own processing list honest: ids whose jobs are pending
  * go back to their queue, ids of finished or unknown jobs are removed, ids

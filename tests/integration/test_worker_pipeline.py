@@ -353,3 +353,100 @@ def test_lost_lease_makes_the_worker_abandon(pipe):
     row = wait_status(pipe.dsn, job, ("completed", "failed"), timeout=30)
     assert row["status"] == "completed" and row["attempts"] == 2, row
     assert completions(pipe.dsn, job) == 1
+
+
+# ---- short jobs, claimed and written in batches (worker/runner.h, RUNNER_BATCH_*) ----------
+
+def insert_many(pipe, n, params):
+    """n pending jobs in one transaction (not queued yet); their ids."""
+    with psycopg2.connect(pipe.dsn) as conn, conn.cursor() as cur:
+        cur.execute("INSERT INTO model_training_history (model_type, machine_id, params, reason, "
+                    "stage) SELECT 'probe', %s, %s::jsonb, 'test', 'queued' "
+                    "FROM generate_series(1, %s) g ORDER BY g RETURNING id::text",
+                    (MACHINE, json.dumps(params), n))
+        ids = [row[0] for row in cur.fetchall()]
+    conn.close()
+    return ids
+
+
+def queue_many(pipe, n, params):
+    """n pending jobs pushed in one LPUSH (the first out first), so an idle worker finds
+    them all queued at once."""
+    ids = insert_many(pipe, n, params)
+    pipe.r.lpush(f"{pipe.p}:queue:default", *ids)
+    return ids
+
+
+def job_rows(dsn, ids):
+    with psycopg2.connect(dsn) as conn, conn.cursor() as cur:
+        cur.execute("SELECT id::text, training_status, attempts, worker_id, training_start, "
+                    "training_end, training_metrics FROM model_training_history "
+                    "WHERE id = ANY (%s::uuid[])", (ids,))
+        rows = {r[0]: r[1:] for r in cur.fetchall()}
+    conn.close()
+    return rows
+
+
+def test_short_jobs_start_and_complete_in_shared_statements(pipe):
+    pipe.worker("wp-batch")
+    # One job first: until a job has been timed the worker claims one at a time.
+    first = pipe.job(params={"steps": 1, "step_ms": 0})
+    assert wait_status(pipe.dsn, first, ("completed", "failed"))["status"] == "completed"
+    ids = queue_many(pipe, 300, {"steps": 1, "step_ms": 0})
+    wait_for(lambda: all(r[0] == "completed" for r in job_rows(pipe.dsn, ids).values()),
+             timeout=60)
+    rows = job_rows(pipe.dsn, ids)
+    assert all(r[1] == 1 and r[2] == "wp-batch" for r in rows.values()), rows
+    assert all(r[5] == {"steps": 1, "probe": True} for r in rows.values())
+    # Jobs started by one statement share its transaction's now(), and so do jobs completed
+    # by one: one statement per job would give 300 distinct times each.
+    starts = {r[3] for r in rows.values()}
+    ends = {r[4] for r in rows.values()}
+    assert len(starts) <= 300 // 4, len(starts)
+    assert len(ends) <= 300 // 4, len(ends)
+    # Each job still ran once, was completed once, and left nothing behind in Redis.
+    for job in ids[:20] + ids[-20:]:
+        assert transitions(pipe.dsn, job) == [(None, "pending"), ("pending", "running"),
+                                              ("running", "completed")]
+    wait_for(lambda: not pipe.processing(), timeout=5)
+    assert not any(pipe.r.exists(f"{pipe.p}:lease:{job}") for job in ids)
+    assert pipe.r.hget(f"{pipe.p}:job:{ids[-1]}", "status") == "completed"
+    counts = pipe.r.hgetall(f"{pipe.p}:stats:" + pipe.r.hget(f"{pipe.p}:worker:wp-batch", "host"))
+    assert int(counts.get("probe|completed", 0)) == 301, counts
+
+
+def test_a_slow_job_hands_the_rest_of_its_batch_to_other_workers(pipe):
+    pipe.worker("wp-hoard")
+    # Short jobs first, so the worker's next claim takes several at once.
+    warm = queue_many(pipe, 20, {"steps": 1, "step_ms": 0})
+    wait_for(lambda: all(r[0] == "completed" for r in job_rows(pipe.dsn, warm).values()),
+             timeout=30)
+    # One slow job then ten short ones, queued together: wp-hoard claims them as one batch.
+    slow = insert_many(pipe, 1, {"steps": 1, "step_ms": 4000})[0]
+    fast = insert_many(pipe, 10, {"steps": 1, "step_ms": 0})
+    pipe.r.lpush(f"{pipe.p}:queue:default", slow, *fast)
+    wait_status(pipe.dsn, slow, "running", timeout=10)
+    pipe.worker("wp-other")
+    # The ten do not wait for the slow one: handed back after its first watch tick, they
+    # are run by the other worker while it trains.
+    wait_for(lambda: all(r[0] == "completed" for r in job_rows(pipe.dsn, fast).values()),
+             timeout=15)
+    slow_row = job_rows(pipe.dsn, [slow])[slow]
+    assert slow_row[0] == "running" and slow_row[2] == "wp-hoard", slow_row
+    rows = job_rows(pipe.dsn, fast)
+    assert all(r[2] == "wp-other" for r in rows.values()), rows
+    # A handed-back job's attempt was never run, so its number was given back: the run
+    # that completed it is attempt 1, and its history says why it went back.
+    handed_back = 0
+    for job in fast:
+        assert rows[job][1] == 1, rows[job]
+        events = events_of(pipe.dsn, job)
+        if ("running", "pending") in [(f, t) for f, t, _, _ in events]:
+            handed_back += 1
+            assert [(f, t, a) for f, t, a, _ in events] == [
+                (None, "pending", 0), ("pending", "running", 1), ("running", "pending", 0),
+                ("pending", "running", 1), ("running", "completed", 1)], events
+    assert handed_back >= 1
+    assert wait_status(pipe.dsn, slow, ("completed", "failed"), timeout=15)["status"] == \
+        "completed"
+    wait_for(lambda: not pipe.processing(), timeout=5)
