@@ -667,15 +667,37 @@ static int write_cancelled(struct run *run, const void *arg, char *err, size_t e
  * is someone else's now). outcome NULL: count nothing. A retry after a
  * connection failure may repeat an event or a count; the lease, list and
  * hash writes are idempotent. */
-static void redis_settle(struct run *run, const char *status, const char *event, const char *error,
-                         const char *outcome, const struct stage_list *stages)
+/* Appends the Redis half of settling (see redis_settle) to p; *release
+ * and *ack receive the indexes of the two writes that decide a retry. */
+static void pipe_settle(struct queue_pipe *p, struct run *run, const char *status,
+                        const char *event, const char *error, const char *outcome,
+                        const struct stage_list *stages, int *release, int *ack)
 {
     struct worker *w = run->w;
     const char *prefix = w->cfg->redis_prefix;
     const char *id = run->job.id;
+    if (status)
+        pipe_stages(p, run, stages);
+    *release = queue_pipe_lease_release(p, prefix, id, w->cfg->worker_id, run->job.attempts);
+    *ack = queue_pipe_ack(p, prefix, w->cfg->worker_id, id);
+    if (status) {
+        pipe_live(p, run, status, error, w->cfg->job_done_ttl_s);
+        pipe_event_now(p, run, event, status, error);
+    }
+    if (outcome)
+        worker_stats_pipe_count(p, prefix, w->me.host, run->job.model_type, outcome);
+    registry_pipe_state(p, &w->me, atomic_load(&w->shutdown) ? "stopping" : "idle", NULL);
+}
+
+static void redis_settle(struct run *run, const char *status, const char *event, const char *error,
+                         const char *outcome, const struct stage_list *stages)
+{
+    struct worker *w = run->w;
+    const char *id = run->job.id;
     long step_ms = BACKOFF_FIRST_MS;
     char err[512] = "";
     struct queue_pipe p;
+    int release, ack;
 
     for (int tries = 0; tries < REDIS_CLEANUP_TRIES; tries++) {
         if (tries > 0)
@@ -683,18 +705,7 @@ static void redis_settle(struct run *run, const char *status, const char *event,
         if (runner_redis(w, err, sizeof err) != ENMS_OK)
             continue;
         queue_pipe_init(&p, w->redis);
-        if (status)
-            pipe_stages(&p, run, stages);
-        int release =
-            queue_pipe_lease_release(&p, prefix, id, w->cfg->worker_id, run->job.attempts);
-        int ack = queue_pipe_ack(&p, prefix, w->cfg->worker_id, id);
-        if (status) {
-            pipe_live(&p, run, status, error, w->cfg->job_done_ttl_s);
-            pipe_event_now(&p, run, event, status, error);
-        }
-        if (outcome)
-            worker_stats_pipe_count(&p, prefix, w->me.host, run->job.model_type, outcome);
-        registry_pipe_state(&p, &w->me, atomic_load(&w->shutdown) ? "stopping" : "idle", NULL);
+        pipe_settle(&p, run, status, event, error, outcome, stages, &release, &ack);
         if (queue_pipe_run(&p, err, sizeof err) == ENMS_OK)
             return;
         /* Only the lease and the list decide whether to try again; a
@@ -988,6 +999,61 @@ static int completes_in_one_statement(const struct run *run)
            !run->result.artifact_json;
 }
 
+/* settle_completed for the held completions once jobs_complete_batch has
+ * answered, with the Redis halves sent in one round trip: every job's
+ * pipeline is appended to the connection before the first reply is read.
+ * A job whose lease release or LREM failed, and every job after a lost
+ * connection (its context is replaced by the retry), is settled again on
+ * its own by redis_settle. */
+static void settle_completed_together(struct worker *w, struct batch *pc,
+                                      const struct job_done *done)
+{
+    struct queue_pipe pipes[RUNNER_BATCH_MAX];
+    int release[RUNNER_BATCH_MAX], ack[RUNNER_BATCH_MAX], again[RUNNER_BATCH_MAX] = {0};
+    char err[512];
+    int sent = runner_redis(w, err, sizeof err) == ENMS_OK;
+    for (int i = 0; i < pc->n; i++) {
+        struct run *run = pc->run[i];
+        if (done[i].completed) {
+            set_progress(run, 100, "completed");
+            log_event(LOG_INFO, run->job.id, "attempt %d completed", run->job.attempts);
+        } else {
+            log_event(LOG_INFO, run->job.id,
+                      "job %s attempt %d is stale; result dropped (no longer running as it)",
+                      run->job.id, run->job.attempts);
+        }
+        if (!sent)
+            continue;
+        queue_pipe_init(&pipes[i], w->redis);
+        if (done[i].completed)
+            pipe_settle(&pipes[i], run, "completed", "training.completed", NULL,
+                        WORKER_STATS_COMPLETED, &pc->stages[i], &release[i], &ack[i]);
+        else
+            pipe_settle(&pipes[i], run, NULL, NULL, NULL, WORKER_STATS_LOST, NULL, &release[i],
+                        &ack[i]);
+    }
+    for (int i = 0, lost = !sent; i < pc->n; i++) {
+        if (!lost && queue_pipe_run(&pipes[i], err, sizeof err) != ENMS_OK) {
+            lost = w->redis->err != 0;
+            again[i] = lost || queue_pipe_failed(&pipes[i], release[i]) ||
+                       queue_pipe_failed(&pipes[i], ack[i]);
+            if (!again[i])
+                log_event(LOG_WARN, pc->run[i]->job.id, "settled, but a redis write failed: %s",
+                          err);
+        }
+        if (lost)
+            again[i] = 1;
+    }
+    for (int i = 0; i < pc->n; i++)
+        if (again[i]) {
+            if (done[i].completed)
+                redis_settle(pc->run[i], "completed", "training.completed", NULL,
+                             WORKER_STATS_COMPLETED, &pc->stages[i]);
+            else
+                redis_settle(pc->run[i], NULL, NULL, NULL, WORKER_STATS_LOST, NULL);
+        }
+}
+
 /* Writes the held completions in one statement, then settles each in
  * Redis. When that statement fails: with may_block, each is written on its
  * own with final_write's retries (the path of an unbatched job); without
@@ -1019,18 +1085,17 @@ static void flush_completions(struct worker *w, struct batch *pc, int may_block)
         log_warn("%d completions not written yet: %s", pc->n, err);
         return;
     }
-    if (rc != ENMS_OK)
+    if (rc != ENMS_OK) {
         log_warn("%d completions written one at a time: %s", pc->n, err);
+        for (int i = 0; i < pc->n; i++) {
+            int one = final_write(pc->run[i], write_completed, NULL, "completed", err, sizeof err);
+            settle_completed(pc->run[i], one, err, &pc->stages[i]);
+        }
+    } else {
+        settle_completed_together(w, pc, done);
+    }
     for (int i = 0; i < pc->n; i++) {
-        struct run *run = pc->run[i];
-        int one = ENMS_OK;
-        if (rc != ENMS_OK)
-            one = final_write(run, write_completed, NULL, "completed", err, sizeof err);
-        else if (!done[i].completed)
-            one = enms_fail(err, sizeof err, ENMS_ECONFLICT, "attempt %d no longer holds the job",
-                            run->job.attempts);
-        settle_completed(run, one, err, &pc->stages[i]);
-        run_free(run);
+        run_free(pc->run[i]);
         pc->run[i] = NULL;
     }
     pc->n = 0;
