@@ -11,6 +11,7 @@
 #include "error.h"
 #include "json_rows.h"
 #include "pg.h"
+#include "queue.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -244,7 +245,7 @@ int jobs_start_batch(PGconn *conn, const char *const *ids, int n, const char *wo
     list[len++] = '{';
     for (int i = 0; i < n; i++) {
         size_t idlen = strnlen(ids[i], JOBS_ID_SIZE);
-        if (idlen != JOBS_ID_SIZE - 1 || strspn(ids[i], "0123456789abcdefABCDEF-") != idlen) {
+        if (!queue_is_uuid(ids[i], idlen)) {
             rc = enms_fail(err, errlen, ENMS_EINVAL, "not a job id: %.40s", ids[i]);
             goto done;
         }
@@ -432,8 +433,7 @@ int jobs_complete_batch(PGconn *conn, struct job_done *done, int n, char *err, s
         const struct job_completion *c = &done[i].c;
         done[i].completed = 0;
         size_t idlen = strnlen(done[i].job_id, JOBS_ID_SIZE);
-        if (idlen != JOBS_ID_SIZE - 1 ||
-            strspn(done[i].job_id, "0123456789abcdefABCDEF-") != idlen) {
+        if (!queue_is_uuid(done[i].job_id, idlen)) {
             rc = enms_fail(err, errlen, ENMS_EINVAL, "not a job id: %.40s", done[i].job_id);
             goto done;
         }

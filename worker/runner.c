@@ -658,15 +658,6 @@ static int write_cancelled(struct run *run, const void *arg, char *err, size_t e
     return rc == ENMS_ECONFLICT ? ENMS_OK : rc;
 }
 
-/* The Redis half of settling a job, after PostgreSQL, in one round trip:
- * stage events not yet shown, lease check-and-delete, processing list,
- * live hash, the final event, the outcome counter and the registry back
- * to idle. Retried a few times; what still fails is left to
- * runner_recover (w->dirty) and housekeeping, since the record is already
- * right. status/event NULL: leave the live hash and events alone (the job
- * is someone else's now). outcome NULL: count nothing. A retry after a
- * connection failure may repeat an event or a count; the lease, list and
- * hash writes are idempotent. */
 /* Appends the Redis half of settling (see redis_settle) to p; *release
  * and *ack receive the indexes of the two writes that decide a retry. */
 static void pipe_settle(struct queue_pipe *p, struct run *run, const char *status,
@@ -689,6 +680,15 @@ static void pipe_settle(struct queue_pipe *p, struct run *run, const char *statu
     registry_pipe_state(p, &w->me, atomic_load(&w->shutdown) ? "stopping" : "idle", NULL);
 }
 
+/* The Redis half of settling a job, after PostgreSQL, in one round trip:
+ * stage events not yet shown, lease check-and-delete, processing list,
+ * live hash, the final event, the outcome counter and the registry back
+ * to idle. Retried a few times; what still fails is left to
+ * runner_recover (w->dirty) and housekeeping, since the record is already
+ * right. status/event NULL: leave the live hash and events alone (the job
+ * is someone else's now). outcome NULL: count nothing. A retry after a
+ * connection failure may repeat an event or a count; the lease, list and
+ * hash writes are idempotent. */
 static void redis_settle(struct run *run, const char *status, const char *event, const char *error,
                          const char *outcome, const struct stage_list *stages)
 {
